@@ -1,0 +1,72 @@
+/* Fast int -> int64 conversion for flowreg ids, and the few definitions the
+ * native core needs to differ between GIL and free-threaded builds. */
+#ifndef FLOWREG_IDS_H
+#define FLOWREG_IDS_H
+
+#include <Python.h>
+#include <stdint.h>
+#if PY_VERSION_HEX < 0x030B0000
+#  include <longintrepr.h>
+#endif
+
+/* The digits of an int, read the way CPython's own headers lay them out. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define FR_NDIGITS(o) ((Py_ssize_t)(((PyLongObject *)(o))->long_value.lv_tag >> 3))
+#  define FR_NEGATIVE(o) ((((PyLongObject *)(o))->long_value.lv_tag & 3) == 2)
+#  define FR_DIGITS(o) (((PyLongObject *)(o))->long_value.ob_digit)
+#else
+#  define FR_NDIGITS(o) (Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o))
+#  define FR_NEGATIVE(o) (Py_SIZE(o) < 0)
+#  define FR_DIGITS(o) (((PyLongObject *)(o))->ob_digit)
+#endif
+#define FR_MAX_FAST_DIGITS ((64 + PyLong_SHIFT - 1) / PyLong_SHIFT)
+
+/* 0: *out holds the value; 2: out of the int64 range; -1: error set.
+ * `o` must pass PyLong_Check.  Inline for every value that fits in 64 bits:
+ * ids are often random 63-bit numbers, which take three 30-bit digits. */
+static inline int fr_long_as_i64(PyObject *o, int64_t *out) {
+    Py_ssize_t n = FR_NDIGITS(o);
+    uint64_t mag = 0;
+    int overflow;
+    long long v;
+    if (n <= FR_MAX_FAST_DIGITS) {
+        const digit *d = FR_DIGITS(o);
+        while (n > 0) {
+            if (mag >> (64 - PyLong_SHIFT)) return 2;
+            mag = (mag << PyLong_SHIFT) | d[--n];
+        }
+        if (FR_NEGATIVE(o)) {
+            if (mag > (uint64_t)1 << 63) return 2;
+            *out = (int64_t)(0 - mag);
+        } else {
+            if (mag > (uint64_t)INT64_MAX) return 2;
+            *out = (int64_t)mag;
+        }
+        return 0;
+    }
+    v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow) return 2;
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Fibonacci hashing constants: 2^64 / golden ratio, and splitmix64's multiplier. */
+#define FR_GOLDEN 0x9E3779B97F4A7C15ULL
+#define FR_MIX 0xBF58476D1CE4E5B9ULL
+
+#ifdef Py_GIL_DISABLED
+/* Free-threaded: counters and the hot slot are touched by concurrent readers. */
+#  define FR_FREE_THREADED 1
+#  define FR_BUMP(p, n) _Py_atomic_add_uint64((p), (n))
+#  define FR_LOAD_SSIZE(p) _Py_atomic_load_ssize_relaxed(p)
+#  define FR_STORE_SSIZE(p, v) _Py_atomic_store_ssize_relaxed((p), (v))
+#else
+/* GIL builds: every reader and writer of these fields holds the GIL. */
+#  define FR_FREE_THREADED 0
+#  define FR_BUMP(p, n) (*(p) += (n))
+#  define FR_LOAD_SSIZE(p) (*(p))
+#  define FR_STORE_SSIZE(p, v) (*(p) = (v))
+#endif
+
+#endif /* FLOWREG_IDS_H */

@@ -1,0 +1,218 @@
+"""Pieces both implementations share: the table policy, error messages, views,
+update-argument parsing, equality, repr and pickling.
+
+Keeping them in one module is what makes the two implementations behave the
+same where it is not a matter of speed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any
+
+from ._errors import FlowNotFound
+
+__all__ = [
+    "MAX_BITS",
+    "MIN_BITS",
+    "MISSING",
+    "RegistryItems",
+    "RegistryKeys",
+    "RegistryValues",
+    "bits_for",
+    "id_error",
+    "items_equal",
+    "not_found",
+    "registry_repr",
+    "restore",
+    "update_pairs",
+    "usable",
+]
+
+
+class _Missing:
+    """The "no default given" marker; its repr keeps signatures readable."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+# Hash table policy.  The native core implements it in C; the fallback follows
+# it so that `stats()["capacity"]` and the `resizes` counter agree.
+MIN_BITS = 3
+MAX_BITS = 31  # slots hold (hash tag << bits) | (dense index + 1) in 32 bits
+
+
+def usable(bits: int) -> int:
+    """Ids a table of ``2**bits`` slots holds before it must grow (load <= 1/2)."""
+    return (1 << bits) // 2
+
+
+def bits_for(n: int) -> int:
+    """The smallest table (as a power of two) that holds ``n`` ids."""
+    bits = MIN_BITS
+    while usable(bits) < n:
+        bits += 1
+    if bits > MAX_BITS:
+        raise MemoryError(f"a registry cannot hold {n} flows (at most {usable(MAX_BITS)})")
+    return bits
+
+
+# Error messages (code 1: not an id type, 2: outside int64).
+BAD_TYPE = 1
+OVERFLOW = 2
+
+
+def id_error(fid: Any, code: int, pair: bool) -> Exception:
+    """The exception a write raises for an id it cannot store."""
+    if code == OVERFLOW:
+        what = "each part of a pair flow id" if pair else "a flow id"
+        return OverflowError(f"{what} must fit in int64, got {fid!r}")
+    if pair:
+        return TypeError(f"pair flow ids are (int, int) tuples, not {type(fid).__name__!r}: {fid!r}")
+    return TypeError(f"flow ids are ints, not {type(fid).__name__!r}")
+
+
+def not_found(fid: Any, storable: bool, pair: bool) -> FlowNotFound:
+    """The `FlowNotFound` a read raises; it says why when the id cannot exist."""
+    if storable:
+        return FlowNotFound(fid)
+    kind = "(int64, int64) tuples" if pair else "int64 integers"
+    return FlowNotFound(fid, f"flow ids are {kind}")
+
+
+# Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
+class RegistryKeys(KeysView):  # type: ignore[type-arg]
+    """A set-like, live view of a registry's ids in dense order."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._iter(0, False)  # type: ignore[no-any-return]
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._iter(0, True)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class RegistryValues(ValuesView):  # type: ignore[type-arg]
+    """A live view of a registry's flows in dense order."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._iter(1, False)  # type: ignore[no-any-return]
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._iter(1, True)  # type: ignore[no-any-return]
+
+    def __contains__(self, value: object) -> bool:
+        return any(v is value or v == value for v in self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class RegistryItems(ItemsView):  # type: ignore[type-arg]
+    """A set-like, live view of a registry's ``(id, flow)`` pairs in dense order."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._iter(2, False)  # type: ignore[no-any-return]
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._iter(2, True)  # type: ignore[no-any-return]
+
+    def __contains__(self, item: object) -> bool:
+        # Not ItemsView's: that one would call a subclass's __missing__.
+        if not isinstance(item, tuple) or len(item) != 2:
+            return False
+        value = self._mapping.get(item[0], MISSING)
+        return value is not MISSING and (value is item[1] or value == item[1])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple[Any, Any]]:
+    """The ``(key, value)`` pairs ``dict.update(other, **kwargs)`` would apply, in order."""
+    if hasattr(other, "keys"):
+        pairs = [(key, other[key]) for key in other.keys()]
+    else:
+        pairs = []
+        for i, item in enumerate(other):
+            try:
+                n = len(item)
+            except TypeError:
+                raise TypeError(
+                    f"cannot convert registry update sequence element #{i} to a sequence"
+                ) from None
+            if n != 2:
+                raise ValueError(f"registry update sequence element #{i} has length {n}; 2 is required")
+            key, value = item
+            pairs.append((key, value))
+    if kwargs:
+        pairs.extend(kwargs.items())
+    return pairs
+
+
+def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
+    """``dict.__eq__`` for a registry's item snapshot against any mapping."""
+    if len(items) != len(other):
+        return False
+    get = getattr(other, "get", None)
+    for key, value in items:
+        if get is not None:
+            theirs = get(key, MISSING)
+            if theirs is MISSING:
+                return False
+        else:
+            try:
+                theirs = other[key]
+            except KeyError:
+                return False
+        if theirs is not value and not theirs == value:
+            return False
+    return True
+
+
+_repr_running: set[tuple[int, int]] = set()
+
+
+def registry_repr(reg: object, items: Iterable[tuple[Any, Any]]) -> str:
+    """``Name({id: flow, ...})``, with ``Name({...})`` where a registry contains itself."""
+    name = type(reg).__name__
+    key = (id(reg), threading.get_ident())
+    if key in _repr_running:
+        return f"{name}({{...}})"
+    _repr_running.add(key)
+    try:
+        body = ", ".join(f"{k!r}: {v!r}" for k, v in items)
+    finally:
+        _repr_running.discard(key)
+    return f"{name}({{{body}}})"
+
+
+def restore(name: str) -> Any:
+    """Unpickle target: an empty registry of the implementation selected *here*.
+
+    Pickles name this function and ``"FlowRegistry"``/``"PairFlowRegistry"``,
+    never an implementation module, so a pickle made with the native core loads
+    where only the fallback exists, and the other way round.
+    """
+    import flowreg
+
+    if name not in ("FlowRegistry", "PairFlowRegistry"):
+        raise ValueError(f"not a flowreg registry class: {name!r}")
+    return getattr(flowreg, name)()

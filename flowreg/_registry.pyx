@@ -1,0 +1,1503 @@
+# cython: language_level=3, freethreading_compatible=True
+# cython: embedsignature=True, embedsignature.format=clinic
+# cython: auto_pickle=False, autotestdict=False, cdivision=True
+"""flowreg's native core.
+
+Layout: the flows live in a list (dense, entry i belongs to id i), the ids in
+a dense int64 array beside it, and an open-addressing table of 32-bit slots
+maps an id to its dense index.  A slot holds ``(hash tag << bits) | (index
++ 1)``, so most non-matching slots are rejected without reading the key
+array.  Linear probing, load <= 1/2, backward-shift deletion (no tombstones),
+delete = swap-with-last.
+
+Thread safety: see the README.  In short, on GIL builds every change to the
+structure is made while holding the GIL; work done without the GIL (batch
+probing, rebuilding a large table) never changes what other threads can see,
+holds the native reader-writer lock, and raises ``_gil_free`` so that
+GIL-holding threads take that lock too.  On free-threaded builds every
+operation takes the lock.  No Python code runs and no object is allocated
+while an operation holds the lock: removed flows are released afterwards.
+"""
+
+cimport cython
+from cpython.array cimport array, clone
+from cpython.buffer cimport (
+    PyBUF_C_CONTIGUOUS,
+    PyBUF_FORMAT,
+    PyBuffer_Release,
+    PyObject_CheckBuffer,
+    PyObject_GetBuffer,
+)
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.long cimport PyLong_Check, PyLong_FromLongLong
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.number cimport PyIndex_Check, PyNumber_Index
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcpy, memset
+
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+from types import GenericAlias
+
+from ._errors import FlowExists
+from ._mapping import (
+    MISSING,
+    RegistryItems,
+    RegistryKeys,
+    RegistryValues,
+    id_error,
+    items_equal,
+    not_found,
+    registry_repr,
+    restore,
+    update_pairs,
+)
+from ._singleflight import SingleFlight
+
+
+cdef extern from "Python.h":
+    PyObject* _list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)  # borrowed
+    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* v)  # steals v
+    Py_ssize_t _list_len "PyList_GET_SIZE"(object lst)
+    int _list_append "PyList_Append"(object lst, object v) except -1
+    object _list_new "PyList_New"(Py_ssize_t n)
+    object _bytearray_new "PyByteArray_FromStringAndSize"(const char* s, Py_ssize_t n)
+    void _incref "Py_INCREF"(PyObject* o)
+    void _decref "Py_DECREF"(PyObject* o)
+    unsigned long _thread_id "PyThread_get_thread_ident"() nogil
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+cdef extern from "_ids.h":
+    int fr_long_as_i64(object o, int64_t* out) except -1
+    const uint64_t FR_GOLDEN
+    const uint64_t FR_MIX
+    const bint FR_FREE_THREADED
+    void FR_BUMP(uint64_t* counter, uint64_t n) nogil
+    Py_ssize_t FR_LOAD_SSIZE(Py_ssize_t* p) nogil
+    void FR_STORE_SSIZE(Py_ssize_t* p, Py_ssize_t v) nogil
+
+cdef extern from "_rwlock.h" nogil:
+    ctypedef struct fr_rwlock:
+        pass
+    ctypedef struct fr_mutex_t:
+        pass
+    void fr_rwlock_init(fr_rwlock* lock)
+    void fr_rwlock_reinit(fr_rwlock* lock)
+    void fr_rwlock_destroy(fr_rwlock* lock)
+    bint fr_rwlock_try_read(fr_rwlock* lock)
+    bint fr_rwlock_try_write(fr_rwlock* lock)
+    void fr_rwlock_read_lock(fr_rwlock* lock)
+    void fr_rwlock_write_lock(fr_rwlock* lock)
+    void fr_rwlock_read_unlock(fr_rwlock* lock)
+    void fr_rwlock_write_unlock(fr_rwlock* lock)
+    void fr_mutex_init(fr_mutex_t* mu)
+    void fr_mutex_lock(fr_mutex_t* mu)
+    void fr_mutex_unlock(fr_mutex_t* mu)
+
+
+cdef struct Table:
+    uint32_t* slots       # owned; 1 << bits slots: 0 empty, else (hash tag << bits) | (index + 1)
+    int64_t* keys         # owned; dense ids, `width` words each, room for keys_cap ids
+    Py_ssize_t size
+    Py_ssize_t keys_cap
+    int bits
+    int width             # 1: int ids; 2: (int, int) ids
+
+cdef struct Counters:
+    uint64_t hits
+    uint64_t misses
+    uint64_t hot_hits
+    uint64_t inserts
+    uint64_t deletes
+    uint64_t resizes
+
+cdef struct Items:        # ids and flows copied out of a registry or an update() argument
+    int64_t* keys         # owned
+    PyObject** flows      # owned, and so is each reference in it
+    Py_ssize_t n
+
+cdef struct IdBatch:      # the ids of a batch call, as int64
+    const int64_t* keys   # into `view`, or owned
+    char* valid           # owned; NULL when every id is storable, else 0/1 per id
+    Py_ssize_t n
+    bint has_view
+    Py_buffer view
+
+cdef enum:
+    MIN_BITS = 3
+    MAX_BITS = 31
+    BATCH_GIL_FREE = 2048     # ids in a batch before its probing runs without the GIL
+    REHASH_GIL_FREE = 65536   # ids in a table before rebuilding it runs without the GIL
+
+cdef enum:                # how an id converted (see _id_of)
+    ID_OK = 0
+    ID_BAD_TYPE = 1
+    ID_OVERFLOW = 2
+
+cdef enum:                # what an operation holds on the native lock
+    HOLD_NONE = 0
+    HOLD_READ = 1
+    HOLD_WRITE = 2
+    HOLD_OWNER = 3        # this thread is inside _hold_write_lock: nothing more to take
+
+
+# ---------------------------------------------------------------- the table
+
+cdef inline Py_ssize_t _usable(int bits) noexcept nogil:
+    return ((<Py_ssize_t>1) << bits) // 2
+
+
+cdef inline int64_t _second(const int64_t* key, int width) noexcept nogil:
+    return key[1] if width == 2 else 0
+
+
+cdef inline uint32_t _hash_hi(int64_t a, int64_t b, int width) noexcept nogil:
+    # Fibonacci hashing: the top bits of the product depend on every bit of the id.
+    cdef uint64_t h = <uint64_t>a * FR_GOLDEN
+    if width == 2:
+        h = (h ^ <uint64_t>b) * FR_MIX
+    return <uint32_t>(h >> 32)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Py_ssize_t _probe(const Table* t, int64_t a, int64_t b, uint32_t* where) noexcept nogil:
+    """Dense index of the id, or -1; `where` gets its slot, or the empty slot it would take."""
+    cdef uint32_t hi = _hash_hi(a, b, t.width)
+    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
+    cdef uint32_t pos = hi >> (32 - t.bits)
+    cdef uint32_t tag = hi << t.bits
+    cdef uint32_t s, d
+    cdef const int64_t* k
+    while True:
+        s = t.slots[pos]
+        if s == 0:
+            where[0] = pos
+            return -1
+        d = s ^ tag
+        if d <= mask:  # same tag: compare the whole id
+            k = t.keys + <Py_ssize_t>(d - 1) * t.width
+            if k[0] == a and (t.width == 1 or k[1] == b):
+                where[0] = pos
+                return d - 1
+        pos = (pos + 1) & mask
+
+
+cdef inline Py_ssize_t _find(const Table* t, int64_t a, int64_t b) noexcept nogil:
+    cdef uint32_t where
+    return _probe(t, a, b, &where)
+
+
+cdef inline bint _holds(const Table* t, Py_ssize_t i, int64_t a, int64_t b) noexcept nogil:
+    """Whether dense entry i (any value) is the id (a, b)."""
+    if i < 0 or i >= t.size:
+        return False
+    return t.keys[i * t.width] == a and (t.width == 1 or t.keys[i * 2 + 1] == b)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _fill_slots(uint32_t* slots, int bits, const int64_t* keys, Py_ssize_t n,
+                      int width) noexcept nogil:
+    cdef uint32_t mask = (<uint32_t>1 << bits) - 1
+    cdef uint32_t hi, pos
+    cdef Py_ssize_t i
+    for i in range(n):
+        hi = _hash_hi(keys[i * width], _second(keys + i * width, width), width)
+        pos = hi >> (32 - bits)
+        while slots[pos] != 0:
+            pos = (pos + 1) & mask
+        slots[pos] = (hi << bits) | <uint32_t>(i + 1)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _unlink_slot(Table* t, uint32_t hole) noexcept nogil:
+    """Empty slot `hole`, moving later members of its cluster back so no probe breaks."""
+    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
+    cdef uint32_t j = hole
+    cdef uint32_t s, home
+    cdef const int64_t* k
+    while True:
+        j = (j + 1) & mask
+        s = t.slots[j]
+        if s == 0:
+            break
+        k = t.keys + <Py_ssize_t>((s & mask) - 1) * t.width
+        home = _hash_hi(k[0], _second(k, t.width), t.width) >> (32 - t.bits)
+        if ((j - home) & mask) >= ((j - hole) & mask):  # home not in (hole, j]: may move
+            t.slots[hole] = s
+            hole = j
+    t.slots[hole] = 0
+
+
+cdef void _table_remove(Table* t, Py_ssize_t i, uint32_t pos) noexcept nogil:
+    """Drop dense entry i (in slot pos) from the table; the last entry moves into i."""
+    cdef Py_ssize_t last = t.size - 1
+    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
+    cdef uint32_t want = <uint32_t>(last + 1)
+    cdef int64_t* k = t.keys + last * t.width
+    _unlink_slot(t, pos)
+    if i != last:
+        # The slot of the last entry is the one holding index last + 1, found from
+        # its home slot by comparing index bits only.
+        pos = _hash_hi(k[0], _second(k, t.width), t.width) >> (32 - t.bits)
+        while (t.slots[pos] & mask) != want:
+            pos = (pos + 1) & mask
+        t.slots[pos] = (t.slots[pos] & ~mask) | <uint32_t>(i + 1)
+        t.keys[i * t.width] = k[0]
+        if t.width == 2:
+            t.keys[i * 2 + 1] = k[1]
+    t.size = last
+
+
+cdef int _cmp_desc(const void* x, const void* y) noexcept nogil:
+    cdef Py_ssize_t u = (<const Py_ssize_t*>x)[0]
+    cdef Py_ssize_t v = (<const Py_ssize_t*>y)[0]
+    return (u < v) - (u > v)
+
+
+cdef Py_ssize_t _found_desc(Py_ssize_t* idx, Py_ssize_t n) noexcept nogil:
+    """Keep the distinct found (>= 0) indices, in descending order; returns how many."""
+    cdef Py_ssize_t i, m = 0
+    for i in range(n):
+        if idx[i] >= 0:
+            idx[m] = idx[i]
+            m += 1
+    qsort(idx, m, sizeof(Py_ssize_t), _cmp_desc)
+    n = m
+    m = 0
+    for i in range(n):
+        if m == 0 or idx[m - 1] != idx[i]:
+            idx[m] = idx[i]
+            m += 1
+    return m
+
+
+# ----------------------------------------------------------------- ids
+
+cdef int _index_id(object o, int64_t* out) except -1:
+    if not PyIndex_Check(o):
+        return ID_BAD_TYPE
+    try:
+        o = PyNumber_Index(o)  # __index__ may run Python code: before any change
+    except TypeError:
+        return ID_BAD_TYPE
+    return fr_long_as_i64(o, out)
+
+
+cdef inline int _int_id(object o, int64_t* out) except -1:
+    if PyLong_Check(o):
+        return fr_long_as_i64(o, out)
+    return _index_id(o, out)
+
+
+cdef int _pair_id(object o, int64_t* a, int64_t* b) except -1:
+    cdef int code
+    if not isinstance(o, tuple) or len(<tuple>o) != 2:
+        return ID_BAD_TYPE
+    code = _int_id((<tuple>o)[0], a)
+    if code != ID_OK:
+        return code
+    return _int_id((<tuple>o)[1], b)
+
+
+cdef inline int _id_of(_BaseRegistry r, object o, int64_t* a, int64_t* b) except -1:
+    """ID_OK with the id in a (and b), or why `o` cannot be an id of this registry."""
+    if r._t.width == 1:
+        return _int_id(o, a)
+    return _pair_id(o, a, b)
+
+
+cdef int _write_id(_BaseRegistry r, object o, int64_t* a, int64_t* b) except -1:
+    """Convert an id that is about to be stored: TypeError or OverflowError if it cannot be."""
+    cdef int code = _id_of(r, o, a, b)
+    if code != ID_OK:
+        raise id_error(o, code, r._t.width == 2)
+    return 0
+
+
+cdef object _key_object(_BaseRegistry r, const int64_t* key):
+    if r._t.width == 1:
+        return PyLong_FromLongLong(key[0])
+    return (PyLong_FromLongLong(key[0]), PyLong_FromLongLong(key[1]))
+
+
+# ---------------------------------------------------------------- locking
+
+cdef inline int _acquire(_BaseRegistry r, int mode) except -1:
+    """Enter a read or write of the structure; returns what to pass to _release."""
+    if not FR_FREE_THREADED and r._gil_free == 0:
+        return HOLD_NONE  # the GIL is all it takes: nobody works on it without the GIL
+    return _acquire_slow(r, mode)
+
+
+cdef int _acquire_slow(_BaseRegistry r, int mode) except -1:
+    if mode == HOLD_READ:
+        if fr_rwlock_try_read(&r._rw):
+            return HOLD_READ
+    elif fr_rwlock_try_write(&r._rw):
+        return HOLD_WRITE
+    if r._owner != 0 and r._owner == _thread_id():
+        return HOLD_OWNER
+    with nogil:  # never wait for the native lock while holding the GIL
+        if mode == HOLD_READ:
+            fr_rwlock_read_lock(&r._rw)
+        else:
+            fr_rwlock_write_lock(&r._rw)
+    return mode
+
+
+cdef inline void _release(_BaseRegistry r, int held) noexcept:
+    if held == HOLD_READ:
+        fr_rwlock_read_unlock(&r._rw)
+    elif held == HOLD_WRITE:
+        fr_rwlock_write_unlock(&r._rw)
+
+
+cdef int _go_gil_free(_BaseRegistry r, int* held, int mode) except -1:
+    """Prepare to work without the GIL: hold the native lock in `mode`.
+
+    Returns 1 when the GIL had to be released to get the lock, so other
+    threads may have changed the registry meanwhile (GIL builds only).
+    """
+    cdef int released = 0
+    if FR_FREE_THREADED:
+        return 0  # the operation holds the lock already
+    if held[0] == HOLD_NONE:
+        if mode == HOLD_READ:
+            if not fr_rwlock_try_read(&r._rw):
+                with nogil:
+                    fr_rwlock_read_lock(&r._rw)
+                released = 1
+        elif not fr_rwlock_try_write(&r._rw):
+            with nogil:
+                fr_rwlock_write_lock(&r._rw)
+            released = 1
+        held[0] = mode
+    r._gil_free += 1
+    return released
+
+
+cdef inline void _end_gil_free(_BaseRegistry r) noexcept:
+    if not FR_FREE_THREADED:
+        r._gil_free -= 1
+
+
+# Every live registry is on this list (borrowed references) so that the child
+# of a fork can reset their locks, whoever held them when the parent forked.
+cdef PyObject* _all_head = NULL
+cdef fr_mutex_t _all_mu
+fr_mutex_init(&_all_mu)
+
+
+cdef void _link(_BaseRegistry r) noexcept:
+    global _all_head
+    fr_mutex_lock(&_all_mu)
+    r._next = _all_head
+    if _all_head != NULL:
+        (<_BaseRegistry>_all_head)._prev = <PyObject*>r
+    _all_head = <PyObject*>r
+    r._linked = True
+    fr_mutex_unlock(&_all_mu)
+
+
+cdef void _unlink(_BaseRegistry r) noexcept:
+    global _all_head
+    if not r._linked:
+        return
+    fr_mutex_lock(&_all_mu)
+    if r._prev != NULL:
+        (<_BaseRegistry>r._prev)._next = r._next
+    else:
+        _all_head = r._next
+    if r._next != NULL:
+        (<_BaseRegistry>r._next)._prev = r._prev
+    r._linked = False
+    fr_mutex_unlock(&_all_mu)
+
+
+def _after_fork_in_child():
+    """Reset every registry's lock: the threads that held them are gone."""
+    cdef PyObject* p
+    cdef _BaseRegistry r
+    fr_mutex_init(&_all_mu)
+    p = _all_head
+    while p != NULL:
+        r = <_BaseRegistry>p
+        fr_rwlock_reinit(&r._rw)
+        r._gil_free = 0
+        r._owner = 0
+        p = r._next
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ------------------------------------------------------------ structure
+
+cdef int _reserve(_BaseRegistry r, Py_ssize_t extra, int* held) except -1:
+    """Room in the table and the key array for `extra` more ids; a failure changes nothing.
+
+    Returns 1 when the GIL was released on the way: callers must probe again.
+    """
+    cdef Table* t = &r._t
+    cdef Py_ssize_t need = t.size + extra
+    cdef int released = 0
+    if need > _usable(t.bits):
+        if t.size >= REHASH_GIL_FREE:
+            released = _go_gil_free(r, held, HOLD_WRITE)
+            try:
+                need = t.size + extra  # others may have changed it while we waited
+                if need > _usable(t.bits):
+                    _rehash(r, _bits_for(need), True)
+            finally:
+                _end_gil_free(r)
+        else:
+            _rehash(r, _bits_for(need), False)
+    if need > t.keys_cap:
+        _grow_keys(t, need)
+    return released
+
+
+cdef int _bits_for(Py_ssize_t n) except -1:
+    cdef int bits = MIN_BITS
+    while _usable(bits) < n:
+        bits += 1
+        if bits > MAX_BITS:
+            raise MemoryError(f"a registry cannot hold {n} flows (at most {_usable(MAX_BITS)})")
+    return bits
+
+
+cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) except -1:
+    """Move the table to 1 << bits slots, built aside and swapped in (fork-safe)."""
+    cdef Table* t = &r._t
+    cdef uint32_t* slots = <uint32_t*>PyMem_Calloc((<size_t>1) << bits, sizeof(uint32_t))
+    if slots == NULL:
+        raise MemoryError()
+    if gil_free:
+        with nogil:
+            _fill_slots(slots, bits, t.keys, t.size, t.width)
+    else:
+        _fill_slots(slots, bits, t.keys, t.size, t.width)
+    PyMem_Free(t.slots)
+    t.slots = slots
+    t.bits = bits
+    FR_BUMP(&r._c.resizes, 1)
+    return 0
+
+
+cdef int _grow_keys(Table* t, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = need + (need >> 3) + 8
+    cdef int64_t* keys
+    if cap > PY_SSIZE_T_MAX // <Py_ssize_t>(2 * sizeof(int64_t)):
+        raise MemoryError()
+    keys = <int64_t*>PyMem_Realloc(t.keys, cap * t.width * sizeof(int64_t))
+    if keys == NULL:
+        raise MemoryError()
+    t.keys = keys
+    t.keys_cap = cap
+    return 0
+
+
+cdef int _pad_flows(_BaseRegistry r, Py_ssize_t need) except -1:
+    """Make the flow list at least `need` long (None past the end) so inserts cannot fail."""
+    while _list_len(r._flows) < need:
+        _list_append(r._flows, None)  # reallocates only: no object is created
+    return 0
+
+
+cdef Py_ssize_t _find_or_reserve(_BaseRegistry r, int64_t a, int64_t b, int* held,
+                                 uint32_t* pos) except -2:
+    """Dense index of the id; or -1 with room reserved for it at slot `pos`."""
+    cdef Py_ssize_t i = _probe(&r._t, a, b, pos)
+    if i >= 0:
+        return i
+    if r._t.size + 1 > _usable(r._t.bits) or r._t.size + 1 > r._t.keys_cap:
+        _reserve(r, 1, held)
+        i = _probe(&r._t, a, b, pos)  # the table moved, or others changed it meanwhile
+    return i
+
+
+cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t pos) except -1:
+    """Add a new id at empty slot `pos` (room reserved); only the list append can fail."""
+    cdef Table* t = &r._t
+    cdef Py_ssize_t i = t.size
+    cdef PyObject* pad
+    if _list_len(r._flows) == i:
+        _list_append(r._flows, flow)  # a MemoryError here leaves everything as it was
+    else:
+        pad = _list_get(r._flows, i)  # a None past the end
+        _incref(<PyObject*>flow)
+        _list_set(r._flows, i, <PyObject*>flow)
+        _decref(pad)
+    t.keys[i * t.width] = a
+    if t.width == 2:
+        t.keys[i * 2 + 1] = b
+    t.slots[pos] = (_hash_hi(a, b, t.width) << t.bits) | <uint32_t>(i + 1)
+    t.size = i + 1
+    r._version += 1
+    FR_BUMP(&r._c.inserts, 1)
+    return 0
+
+
+cdef inline PyObject* _replace_at(_BaseRegistry r, Py_ssize_t i, object flow) noexcept:
+    """Store `flow` at dense entry i; returns the old flow's reference for the caller to drop."""
+    cdef PyObject* old = _list_get(r._flows, i)
+    _incref(<PyObject*>flow)
+    _list_set(r._flows, i, <PyObject*>flow)
+    return old
+
+
+cdef PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) noexcept:
+    """Remove dense entry i (slot pos); returns its flow's reference for the caller to drop.
+
+    The caller drops it after releasing the lock: the flow's __del__ may re-enter.
+    """
+    cdef Py_ssize_t last = r._t.size - 1
+    cdef PyObject* removed = _list_get(r._flows, i)
+    _table_remove(&r._t, i, pos)
+    if i != last:
+        _list_set(r._flows, i, _list_get(r._flows, last))  # the last flow's reference moves
+    _incref(<PyObject*>None)
+    _list_set(r._flows, last, <PyObject*>None)
+    if r._hot == i:
+        r._hot = -1
+    elif r._hot == last:
+        r._hot = i
+    r._version += 1
+    FR_BUMP(&r._c.deletes, 1)
+    return removed
+
+
+cdef int _take(_BaseRegistry r, object fid, PyObject** removed) except -1:
+    """Remove fid; `removed` gets its flow's reference, or NULL. Returns the ID_* code."""
+    cdef int64_t a = 0, b = 0
+    cdef uint32_t pos
+    cdef Py_ssize_t i
+    cdef int held
+    cdef int code = _id_of(r, fid, &a, &b)
+    removed[0] = NULL
+    if code == ID_OK:
+        held = _acquire(r, HOLD_WRITE)
+        i = _probe(&r._t, a, b, &pos)
+        if i >= 0:
+            removed[0] = _remove_at(r, i, pos)
+        _release(r, held)
+    return code
+
+
+cdef object _steal(PyObject* ref):
+    """A removed flow as an object, dropping the reference the registry held."""
+    cdef object flow = <object>ref
+    _decref(ref)
+    return flow
+
+
+cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
+    """Copy ids and flows out under the read lock, without allocating objects under it."""
+    cdef Py_ssize_t n, i
+    cdef int held
+    cdef int64_t* keys
+    cdef PyObject** flows
+    cdef PyObject* v
+    while True:
+        n = r._t.size
+        keys = <int64_t*>PyMem_Malloc((n * r._t.width + 1) * sizeof(int64_t))
+        flows = <PyObject**>PyMem_Malloc((n + 1) * sizeof(PyObject*))
+        if keys == NULL or flows == NULL:
+            PyMem_Free(keys)
+            PyMem_Free(flows)
+            raise MemoryError()
+        held = _acquire(r, HOLD_READ)
+        if r._t.size == n:
+            memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
+            for i in range(n):
+                v = _list_get(r._flows, i)
+                _incref(v)
+                flows[i] = v
+            _release(r, held)
+            out.keys = keys
+            out.flows = flows
+            out.n = n
+            return 0
+        _release(r, held)  # it changed size before we got in: size the copy again
+        PyMem_Free(keys)
+        PyMem_Free(flows)
+
+
+cdef void _free_items(Items* items) noexcept:
+    cdef Py_ssize_t i
+    for i in range(items.n):
+        _decref(items.flows[i])
+    PyMem_Free(items.keys)
+    PyMem_Free(items.flows)
+    items.keys = NULL
+    items.flows = NULL
+    items.n = 0
+
+
+cdef int _collect_items(_BaseRegistry r, object other, dict kwargs, Items* out) except -1:
+    """The converted ids and flows an update() applies; raises before anything changes."""
+    cdef Py_ssize_t n, i
+    cdef int64_t a = 0, b = 0
+    cdef list pairs
+    cdef tuple pair
+    if isinstance(other, _BaseRegistry) and (<_BaseRegistry>other)._t.width == r._t.width \
+            and not kwargs:
+        return _copy_items(<_BaseRegistry>other, out)
+    pairs = update_pairs(other, kwargs)
+    n = len(pairs)
+    out.n = 0
+    out.keys = <int64_t*>PyMem_Malloc((n * r._t.width + 1) * sizeof(int64_t))
+    out.flows = <PyObject**>PyMem_Malloc((n + 1) * sizeof(PyObject*))
+    if out.keys == NULL or out.flows == NULL:
+        _free_items(out)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            pair = <tuple>pairs[i]
+            _write_id(r, pair[0], &a, &b)
+            out.keys[i * r._t.width] = a
+            if r._t.width == 2:
+                out.keys[i * 2 + 1] = b
+            _incref(<PyObject*>pair[1])
+            out.flows[i] = <PyObject*>pair[1]
+            out.n = i + 1
+    except BaseException:
+        _free_items(out)
+        raise
+    return 0
+
+
+cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
+    """Store every item, all or nothing: room is made first, then nothing can fail."""
+    cdef Table* t = &r._t
+    cdef Py_ssize_t i, j, new, n_old = 0, n = items.n
+    cdef uint32_t pos
+    cdef int held
+    cdef const int64_t* k
+    cdef PyObject** olds = <PyObject**>PyMem_Malloc((n + 1) * sizeof(PyObject*))
+    if olds == NULL:
+        raise MemoryError()
+    held = _acquire(r, HOLD_WRITE)
+    try:
+        while True:
+            new = n  # ids not yet present (an upper bound: repeats count twice)
+            if t.size:
+                new = 0
+                for i in range(n):
+                    k = items.keys + i * t.width
+                    new += _find(t, k[0], _second(k, t.width)) < 0
+            if not _reserve(r, new, &held):
+                break
+        _pad_flows(r, t.size + new)
+        for i in range(n):
+            k = items.keys + i * t.width
+            j = _probe(t, k[0], _second(k, t.width), &pos)
+            if j >= 0:
+                olds[n_old] = _replace_at(r, j, <object>items.flows[i])
+                n_old += 1
+            else:
+                _insert_at(r, k[0], _second(k, t.width), <object>items.flows[i], pos)
+    finally:
+        _release(r, held)
+        for i in range(n_old):
+            _decref(olds[i])  # replaced flows go only now: their __del__ may re-enter
+        PyMem_Free(olds)
+    return 0
+
+
+# ------------------------------------------------------------- batches
+
+cdef bint _little_endian = sys.byteorder == "little"
+
+
+cdef bint _is_int64_view(const Py_buffer* view, int width) noexcept:
+    cdef const char* f = view.format
+    if view.itemsize != 8 or f == NULL:
+        return False
+    if f[0] == c'@' or f[0] == c'=' or (f[0] == c'<' and _little_endian) or \
+            ((f[0] == c'>' or f[0] == c'!') and not _little_endian):
+        f += 1
+    if not ((f[0] == c'q' or f[0] == c'l') and f[1] == 0):
+        return False
+    if width == 1:
+        return view.ndim == 1
+    return view.ndim == 2 and view.shape[1] == 2
+
+
+cdef list _batch_from(_BaseRegistry r, object fids, IdBatch* out):
+    """The batch's ids as int64: straight from an int64 buffer (returns None), else
+    converted one by one (returns the ids as given, for error messages)."""
+    cdef Py_ssize_t n, i
+    cdef int64_t a = 0, b = 0
+    cdef int64_t* keys
+    cdef bint all_valid = True
+    out.has_view = False
+    out.valid = NULL
+    if PyObject_CheckBuffer(fids):
+        try:
+            PyObject_GetBuffer(fids, &out.view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+        except (BufferError, ValueError, TypeError):
+            pass  # not a contiguous buffer: read it as an iterable
+        else:
+            if _is_int64_view(&out.view, r._t.width):
+                out.has_view = True
+                out.keys = <const int64_t*>out.view.buf
+                out.n = out.view.shape[0]
+                return None
+            PyBuffer_Release(&out.view)
+    cdef list seq = list(fids)
+    n = len(seq)
+    keys = <int64_t*>PyMem_Malloc((n * r._t.width + 1) * sizeof(int64_t))
+    out.keys = keys
+    out.valid = <char*>PyMem_Malloc(n + 1)
+    out.n = n
+    if keys == NULL or out.valid == NULL:
+        _batch_free(out)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            out.valid[i] = _id_of(r, seq[i], &a, &b) == ID_OK
+            all_valid &= out.valid[i]
+            keys[i * r._t.width] = a
+            if r._t.width == 2:
+                keys[i * 2 + 1] = b
+    except BaseException:
+        _batch_free(out)
+        raise
+    if all_valid:
+        PyMem_Free(out.valid)
+        out.valid = NULL
+    return seq
+
+
+cdef void _batch_free(IdBatch* batch) noexcept:
+    if batch.has_view:
+        PyBuffer_Release(&batch.view)
+        batch.has_view = False
+    else:
+        PyMem_Free(<void*>batch.keys)
+    PyMem_Free(batch.valid)
+    batch.keys = NULL
+    batch.valid = NULL
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _find_many(const Table* t, const IdBatch* batch, Py_ssize_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef const int64_t* k
+    for i in range(batch.n):
+        if batch.valid != NULL and not batch.valid[i]:
+            out[i] = -1
+        else:
+            k = batch.keys + i * t.width
+            out[i] = _find(t, k[0], _second(k, t.width))
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _contains_many(const Table* t, const IdBatch* batch, char* out) noexcept nogil:
+    cdef Py_ssize_t i, hits = 0
+    cdef const int64_t* k
+    for i in range(batch.n):
+        if batch.valid != NULL and not batch.valid[i]:
+            out[i] = 0
+        else:
+            k = batch.keys + i * t.width
+            out[i] = _find(t, k[0], _second(k, t.width)) >= 0
+            hits += out[i]
+    return hits
+
+
+cdef object _batch_id(_BaseRegistry r, const IdBatch* batch, list originals, Py_ssize_t i):
+    if originals is not None:
+        return originals[i]
+    return _key_object(r, batch.keys + i * r._t.width)
+
+
+# ---------------------------------------------------------- the classes
+
+@cython.no_gc_clear  # tp_clear would leave _flows None under a table that still counts them
+cdef class _BaseRegistry:
+    """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
+
+    cdef Table _t
+    cdef list _flows          # dense flows: entry i belongs to id i; len >= size, None past it
+    cdef Py_ssize_t _hot      # dense index of the last switch_flow hit, or -1
+    cdef uint64_t _version    # changes whenever the set of ids does (iterators check it)
+    cdef Counters _c
+    cdef fr_rwlock _rw
+    cdef int _gil_free        # GIL builds: threads working on the registry without the GIL
+    cdef unsigned long _owner  # the thread inside _hold_write_lock, or 0
+    cdef object _flight       # SingleFlight of get_or_create, made on first use
+    cdef PyObject* _prev      # the list of live registries (borrowed; see _link)
+    cdef PyObject* _next
+    cdef bint _linked
+    cdef object __weakref__
+
+    def __cinit__(self, *args, **kwargs):
+        self._t.width = 1
+        self._t.bits = MIN_BITS
+        self._t.slots = <uint32_t*>PyMem_Calloc((<size_t>1) << MIN_BITS, sizeof(uint32_t))
+        if self._t.slots == NULL:
+            raise MemoryError()
+        self._flows = []
+        self._hot = -1
+        fr_rwlock_init(&self._rw)
+        _link(self)
+
+    def __dealloc__(self):
+        _unlink(self)
+        if self._t.slots != NULL:
+            fr_rwlock_destroy(&self._rw)
+        PyMem_Free(self._t.slots)
+        PyMem_Free(self._t.keys)
+
+    def __init__(self, items=(), /, *, capacity=0):
+        cdef Py_ssize_t cap = capacity
+        cdef int held
+        if cap < 0:
+            raise ValueError(f"capacity must be >= 0, got {cap}")
+        if cap > self._t.size:
+            held = _acquire(self, HOLD_WRITE)
+            try:
+                _reserve(self, cap - self._t.size, &held)
+                _pad_flows(self, cap)
+            finally:
+                _release(self, held)
+        _BaseRegistry.update(self, items)
+
+    def __class_getitem__(cls, item):
+        return GenericAlias(cls, item)
+
+    # --- reads of one id
+
+    def __len__(self):
+        return FR_LOAD_SSIZE(&self._t.size)
+
+    def __contains__(self, fid):
+        cdef int64_t a = 0, b = 0
+        cdef Py_ssize_t i = -1
+        cdef int held
+        if _id_of(self, fid, &a, &b) == ID_OK:
+            held = _acquire(self, HOLD_READ)
+            i = _find(&self._t, a, b)
+            _release(self, held)
+        if i >= 0:
+            FR_BUMP(&self._c.hits, 1)
+            return True
+        FR_BUMP(&self._c.misses, 1)
+        return False
+
+    def __getitem__(self, fid):
+        cdef int64_t a = 0, b = 0
+        cdef Py_ssize_t i
+        cdef int held
+        cdef int code = _id_of(self, fid, &a, &b)
+        if code == ID_OK:
+            held = _acquire(self, HOLD_READ)
+            i = _find(&self._t, a, b)
+            if i >= 0:
+                flow = <object>_list_get(self._flows, i)
+                _release(self, held)
+                FR_BUMP(&self._c.hits, 1)
+                return flow
+            _release(self, held)
+        FR_BUMP(&self._c.misses, 1)
+        missing = getattr(type(self), "__missing__", None)
+        if missing is not None:
+            return missing(self, fid)
+        raise not_found(fid, code == ID_OK, self._t.width == 2)
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def get(self, fid, default=None, /):
+        """Return the flow stored under fid, or default."""
+        cdef int64_t a = 0, b = 0
+        cdef Py_ssize_t i
+        cdef int held
+        if _id_of(self, fid, &a, &b) == ID_OK:
+            held = _acquire(self, HOLD_READ)
+            i = _find(&self._t, a, b)
+            if i >= 0:
+                flow = <object>_list_get(self._flows, i)
+                _release(self, held)
+                FR_BUMP(&self._c.hits, 1)
+                return flow
+            _release(self, held)
+        FR_BUMP(&self._c.misses, 1)
+        return default
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def switch_flow(self, fid):
+        """Return the flow stored under fid (FlowNotFound if none); a repeat of the last id skips the probe."""
+        cdef int64_t a = 0, b = 0
+        cdef Py_ssize_t i
+        cdef int held
+        cdef int code = _id_of(self, fid, &a, &b)
+        if code == ID_OK:
+            held = _acquire(self, HOLD_READ)
+            i = FR_LOAD_SSIZE(&self._hot)
+            if _holds(&self._t, i, a, b):
+                flow = <object>_list_get(self._flows, i)
+                _release(self, held)
+                FR_BUMP(&self._c.hot_hits, 1)
+                FR_BUMP(&self._c.hits, 1)
+                return flow
+            i = _find(&self._t, a, b)
+            if i >= 0:
+                FR_STORE_SSIZE(&self._hot, i)
+                flow = <object>_list_get(self._flows, i)
+                _release(self, held)
+                FR_BUMP(&self._c.hits, 1)
+                return flow
+            _release(self, held)
+        FR_BUMP(&self._c.misses, 1)
+        raise not_found(fid, code == ID_OK, self._t.width == 2)
+
+    def _peek(self, key):
+        """The flow under an already converted id, or MISSING; not counted in stats()."""
+        cdef int64_t a = 0, b = 0
+        cdef Py_ssize_t i
+        cdef int held
+        if _id_of(self, key, &a, &b) != ID_OK:
+            return MISSING
+        held = _acquire(self, HOLD_READ)
+        i = _find(&self._t, a, b)
+        flow = <object>_list_get(self._flows, i) if i >= 0 else MISSING
+        _release(self, held)
+        return flow
+
+    # --- writes of one id
+
+    def __setitem__(self, fid, flow):
+        cdef int64_t a = 0, b = 0
+        cdef uint32_t pos
+        cdef Py_ssize_t i
+        cdef PyObject* old = NULL
+        cdef int held
+        _write_id(self, fid, &a, &b)
+        held = _acquire(self, HOLD_WRITE)
+        try:
+            i = _find_or_reserve(self, a, b, &held, &pos)
+            if i >= 0:
+                old = _replace_at(self, i, flow)
+            else:
+                _insert_at(self, a, b, flow, pos)
+        finally:
+            _release(self, held)
+        if old != NULL:
+            _decref(old)
+
+    def __delitem__(self, fid):
+        cdef PyObject* removed
+        cdef int code = _take(self, fid, &removed)
+        if removed == NULL:
+            raise not_found(fid, code == ID_OK, self._t.width == 2)
+        _decref(removed)
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def create_flow(self, fid, flow):
+        """Store flow under a new id and return it; FlowExists if the id is taken."""
+        cdef int64_t a = 0, b = 0
+        cdef uint32_t pos
+        cdef Py_ssize_t i
+        cdef int held
+        _write_id(self, fid, &a, &b)
+        held = _acquire(self, HOLD_WRITE)
+        try:
+            i = _find_or_reserve(self, a, b, &held, &pos)
+            if i < 0:
+                _insert_at(self, a, b, flow, pos)
+        finally:
+            _release(self, held)
+        if i >= 0:
+            raise FlowExists(fid)
+        return flow
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def delete_flow(self, fid):
+        """Remove fid and return its flow; FlowNotFound if absent."""
+        cdef PyObject* removed
+        cdef int code = _take(self, fid, &removed)
+        if removed == NULL:
+            raise not_found(fid, code == ID_OK, self._t.width == 2)
+        return _steal(removed)
+
+    def pop(self, fid, default=MISSING, /):
+        """Remove fid and return its flow, or default if given (else FlowNotFound)."""
+        cdef PyObject* removed
+        cdef int code = _take(self, fid, &removed)
+        if removed != NULL:
+            return _steal(removed)
+        if default is MISSING:
+            raise not_found(fid, code == ID_OK, self._t.width == 2)
+        return default
+
+    def popitem(self):
+        """Remove and return the last (id, flow) pair in dense order (LIFO)."""
+        cdef int64_t key[2]
+        cdef uint32_t pos
+        cdef PyObject* removed = NULL
+        cdef int held = _acquire(self, HOLD_WRITE)
+        cdef Py_ssize_t last = self._t.size - 1
+        if last >= 0:
+            memcpy(key, self._t.keys + last * self._t.width, self._t.width * sizeof(int64_t))
+            _probe(&self._t, key[0], _second(key, self._t.width), &pos)
+            removed = _remove_at(self, last, pos)
+        _release(self, held)
+        if removed == NULL:
+            raise KeyError(f"popitem(): {type(self).__name__} is empty")
+        flow = _steal(removed)
+        return (_key_object(self, key), flow)
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def setdefault(self, fid, default=None, /):
+        """Return the flow under fid, storing default there first if absent."""
+        cdef int64_t a = 0, b = 0
+        cdef uint32_t pos
+        cdef Py_ssize_t i
+        cdef int held
+        _write_id(self, fid, &a, &b)
+        held = _acquire(self, HOLD_WRITE)
+        try:
+            i = _find_or_reserve(self, a, b, &held, &pos)
+            if i >= 0:
+                flow = <object>_list_get(self._flows, i)
+            else:
+                _insert_at(self, a, b, default, pos)
+                flow = default
+        finally:
+            _release(self, held)
+        return flow
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def get_or_create(self, fid, factory):
+        """Return the flow under fid, calling factory(id) once to create it if absent."""
+        cdef int64_t key[2]
+        cdef Py_ssize_t i
+        cdef int held
+        key[1] = 0
+        _write_id(self, fid, &key[0], &key[1])
+        held = _acquire(self, HOLD_READ)
+        i = _find(&self._t, key[0], key[1])
+        flow = <object>_list_get(self._flows, i) if i >= 0 else MISSING
+        _release(self, held)
+        if flow is not MISSING:
+            FR_BUMP(&self._c.hits, 1)
+            return flow
+        FR_BUMP(&self._c.misses, 1)
+        return self._flights().run(self, _key_object(self, key), factory)
+
+    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
+    def aget_or_create(self, fid, factory):
+        """Awaitable get_or_create: await factory(id) once to create the flow if absent."""
+        cdef int64_t key[2]
+        key[1] = 0
+        _write_id(self, fid, &key[0], &key[1])
+        if self._peek(_key_object(self, key)) is MISSING:
+            FR_BUMP(&self._c.misses, 1)
+        else:
+            FR_BUMP(&self._c.hits, 1)
+        return self._flights().arun(self, _key_object(self, key), factory)
+
+    cdef object _flights(self):
+        cdef int held
+        if self._flight is None:
+            flight = SingleFlight()  # made before taking the lock: no allocation under it
+            held = _acquire(self, HOLD_WRITE)
+            if self._flight is None:
+                self._flight = flight
+            _release(self, held)
+        return self._flight
+
+    # --- the whole registry
+
+    def clear(self):
+        """Remove every flow."""
+        cdef list fresh = []
+        cdef list old
+        cdef Py_ssize_t n
+        cdef int held
+        cdef uint32_t* slots = <uint32_t*>PyMem_Calloc((<size_t>1) << MIN_BITS, sizeof(uint32_t))
+        if slots == NULL:
+            raise MemoryError()
+        held = _acquire(self, HOLD_WRITE)
+        old = self._flows  # keeps the flows alive until the lock is released
+        self._flows = fresh
+        PyMem_Free(self._t.slots)
+        PyMem_Free(self._t.keys)
+        self._t.slots = slots
+        self._t.bits = MIN_BITS
+        self._t.keys = NULL
+        self._t.keys_cap = 0
+        n = self._t.size
+        self._t.size = 0
+        self._hot = -1
+        self._version += 1
+        FR_BUMP(&self._c.deletes, n)
+        _release(self, held)
+        del old
+
+    def update(self, other=(), /, **kwargs):
+        """Store every (id, flow) of a mapping or an iterable of pairs, all or nothing."""
+        cdef Items items
+        if not kwargs and type(other) is tuple and not other:
+            return
+        _collect_items(self, other, kwargs, &items)
+        try:
+            _apply_items(self, &items)
+        finally:
+            _free_items(&items)
+
+    def copy(self):
+        """A shallow copy, of the same type: ``type(self)(self)``."""
+        return type(self)(self)
+
+    def __copy__(self):
+        return self.copy()
+
+    @classmethod
+    def fromkeys(cls, iterable, value=None, /):
+        """A new registry with every id of iterable mapped to value."""
+        reg = cls()
+        reg.update([(fid, value) for fid in iterable])
+        return reg
+
+    def __or__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = type(self)(other)
+        new.update(self)
+        return new
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __eq__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self is other or items_equal(self.snapshot(), other)
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __repr__(self):
+        return registry_repr(self, self.snapshot())
+
+    def __sizeof__(self):
+        return (object.__sizeof__(self)
+                + (<Py_ssize_t>1 << self._t.bits) * sizeof(uint32_t)
+                + self._t.keys_cap * self._t.width * sizeof(int64_t)
+                + self._flows.__sizeof__())
+
+    def __reduce__(self):
+        cls = type(self)
+        items = iter(self.snapshot())
+        if cls is FlowRegistry or cls is PairFlowRegistry:
+            return (restore, (cls.__name__,), None, None, items)
+        return (cls, (), getattr(self, "__dict__", None) or None, None, items)
+
+    def snapshot(self):
+        """A consistent list of (id, flow) pairs, taken under the read lock."""
+        cdef Items items
+        cdef Py_ssize_t i
+        cdef list result = []
+        _copy_items(self, &items)
+        try:
+            for i in range(items.n):
+                result.append((_key_object(self, items.keys + i * self._t.width),
+                               <object>items.flows[i]))
+        finally:
+            _free_items(&items)
+        return result
+
+    def ids(self):
+        """The ids in dense order as array('q'); pairs come flattened (a0, b0, a1, b1, ...)."""
+        cdef array out
+        cdef Py_ssize_t n
+        cdef int held
+        while True:
+            n = self._t.size
+            out = clone(_int64_array, n * self._t.width, False)
+            held = _acquire(self, HOLD_READ)
+            if self._t.size == n:
+                memcpy(out.data.as_voidptr, self._t.keys, n * self._t.width * sizeof(int64_t))
+                _release(self, held)
+                return out
+            _release(self, held)
+
+    # --- iteration
+
+    def __iter__(self):
+        return _RegistryIter(self, 0, False)
+
+    def __reversed__(self):
+        return _RegistryIter(self, 0, True)
+
+    def _iter(self, int kind, bint reverse=False):
+        return _RegistryIter(self, kind, reverse)
+
+    def keys(self):
+        """A set-like view of the ids."""
+        return RegistryKeys(self)
+
+    def values(self):
+        """A view of the flows."""
+        return RegistryValues(self)
+
+    def items(self):
+        """A set-like view of the (id, flow) pairs."""
+        return RegistryItems(self)
+
+    # --- batches
+
+    def get_many(self, fids, default=MISSING):
+        """The flows of many ids, in order; FlowNotFound on the first missing one unless default is given."""
+        cdef IdBatch batch
+        cdef list originals = _batch_from(self, fids, &batch)
+        cdef Py_ssize_t i, j, hits = 0, missing_at = -1
+        cdef Py_ssize_t* found
+        cdef int held
+        cdef PyObject* v
+        found = <Py_ssize_t*>PyMem_Malloc((batch.n + 1) * sizeof(Py_ssize_t))
+        try:
+            if found == NULL:
+                raise MemoryError()
+            result = _list_new(batch.n)  # filled below under the lock, without allocating
+            held = _acquire(self, HOLD_READ)
+            try:
+                if batch.n >= BATCH_GIL_FREE:
+                    _go_gil_free(self, &held, HOLD_READ)
+                    with nogil:
+                        _find_many(&self._t, &batch, found)
+                    _end_gil_free(self)
+                else:
+                    _find_many(&self._t, &batch, found)
+                for i in range(batch.n):
+                    j = found[i]
+                    if j >= 0:
+                        v = _list_get(self._flows, j)
+                        hits += 1
+                    elif default is MISSING:
+                        missing_at = i
+                        break
+                    else:
+                        v = <PyObject*>default
+                    _incref(v)
+                    _list_set(result, i, v)
+            finally:
+                _release(self, held)
+            FR_BUMP(&self._c.hits, hits)
+            FR_BUMP(&self._c.misses, (batch.n if missing_at < 0 else missing_at + 1) - hits)
+            if missing_at >= 0:
+                raise not_found(_batch_id(self, &batch, originals, missing_at),
+                                batch.valid == NULL or batch.valid[missing_at],
+                                self._t.width == 2)
+            return result
+        finally:
+            PyMem_Free(found)
+            _batch_free(&batch)
+
+    def contains_many(self, fids):
+        """One answer per id: a bytearray of 0/1 for an int64 buffer, else a list of bools."""
+        cdef IdBatch batch
+        cdef list originals = _batch_from(self, fids, &batch)
+        cdef Py_ssize_t hits
+        cdef int held
+        cdef char* out
+        try:
+            result = _bytearray_new(NULL, batch.n)
+            out = PyByteArray_AS_STRING(result)
+            held = _acquire(self, HOLD_READ)
+            try:
+                if batch.n >= BATCH_GIL_FREE:
+                    _go_gil_free(self, &held, HOLD_READ)
+                    with nogil:
+                        hits = _contains_many(&self._t, &batch, out)
+                    _end_gil_free(self)
+                else:
+                    hits = _contains_many(&self._t, &batch, out)
+            finally:
+                _release(self, held)
+            FR_BUMP(&self._c.hits, hits)
+            FR_BUMP(&self._c.misses, batch.n - hits)
+            if batch.has_view:
+                return result
+            return [byte != 0 for byte in result]
+        finally:
+            _batch_free(&batch)
+
+    def delete_many(self, fids):
+        """Remove every present id (absent ones are ignored); returns how many were removed."""
+        cdef IdBatch batch
+        cdef list originals = _batch_from(self, fids, &batch)
+        cdef Py_ssize_t i, m = 0
+        cdef Py_ssize_t* found
+        cdef PyObject** removed = NULL
+        cdef uint32_t pos
+        cdef int held
+        cdef const int64_t* k
+        found = <Py_ssize_t*>PyMem_Malloc((batch.n + 1) * sizeof(Py_ssize_t))
+        removed = <PyObject**>PyMem_Malloc((batch.n + 1) * sizeof(PyObject*))
+        try:
+            if found == NULL or removed == NULL:
+                raise MemoryError()
+            held = _acquire(self, HOLD_WRITE)
+            try:
+                # Find without the GIL (read only), then remove holding it.  Highest
+                # dense index first: the entry moved down from the end is never one
+                # still to be removed.
+                if batch.n >= BATCH_GIL_FREE:
+                    _go_gil_free(self, &held, HOLD_WRITE)
+                    with nogil:
+                        _find_many(&self._t, &batch, found)
+                        m = _found_desc(found, batch.n)
+                    _end_gil_free(self)
+                else:
+                    _find_many(&self._t, &batch, found)
+                    m = _found_desc(found, batch.n)
+                for i in range(m):
+                    k = self._t.keys + found[i] * self._t.width
+                    _probe(&self._t, k[0], _second(k, self._t.width), &pos)
+                    removed[i] = _remove_at(self, found[i], pos)
+            finally:
+                _release(self, held)
+                for i in range(m):
+                    _decref(removed[i])
+            return m
+        finally:
+            PyMem_Free(found)
+            PyMem_Free(removed)
+            _batch_free(&batch)
+
+    # --- statistics
+
+    def stats(self):
+        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes."""
+        cdef Counters c = self._c
+        return {
+            "size": self._t.size,
+            "capacity": _usable(self._t.bits),
+            "lookups": c.hits + c.misses,
+            "hits": c.hits,
+            "misses": c.misses,
+            "hot_hits": c.hot_hits,
+            "inserts": c.inserts,
+            "deletes": c.deletes,
+            "resizes": c.resizes,
+        }
+
+    def reset_stats(self):
+        """Zero the counters of stats() (size and capacity stay)."""
+        memset(&self._c, 0, sizeof(Counters))
+
+    # --- for tests of the locking
+
+    def _hold_write_lock(self, fn):
+        """Call fn() holding the write lock (test hook; this thread may re-enter)."""
+        cdef unsigned long me = _thread_id()
+        if self._owner == me:
+            return fn()
+        if not fr_rwlock_try_write(&self._rw):
+            with nogil:
+                fr_rwlock_write_lock(&self._rw)
+        self._owner = me
+        if not FR_FREE_THREADED:
+            self._gil_free += 1  # sends the other GIL-holding threads to the lock
+        try:
+            return fn()
+        finally:
+            if self._owner == me:  # (a fork inside fn resets the lock in the child)
+                if not FR_FREE_THREADED:
+                    self._gil_free -= 1
+                self._owner = 0
+                fr_rwlock_write_unlock(&self._rw)
+
+
+cdef array _int64_array = array("q")
+
+
+@cython.final
+cdef class _RegistryIter:
+    """Iterator over ids (kind 0), flows (1) or (id, flow) pairs (2), in dense order."""
+
+    cdef _BaseRegistry _reg   # None once exhausted
+    cdef Py_ssize_t _next
+    cdef uint64_t _version
+    cdef int _kind
+    cdef bint _reverse
+
+    def __cinit__(self, _BaseRegistry reg, int kind, bint reverse):
+        self._reg = reg
+        self._kind = kind
+        self._reverse = reverse
+        self._version = reg._version
+        self._next = reg._t.size - 1 if reverse else 0
+
+    def __iter__(self):
+        return self
+
+    def __length_hint__(self):
+        if self._reg is None:
+            return 0
+        return max(0, self._next + 1 if self._reverse else self._reg._t.size - self._next)
+
+    def __next__(self):
+        cdef _BaseRegistry r = self._reg
+        cdef Py_ssize_t i = self._next
+        cdef int64_t key[2]
+        cdef PyObject* flow = NULL
+        cdef int held
+        if r is None:
+            raise StopIteration
+        held = _acquire(r, HOLD_READ)
+        if r._version != self._version:
+            _release(r, held)
+            raise RuntimeError(f"{type(r).__name__} ids changed during iteration")
+        if i < 0 or i >= r._t.size:
+            _release(r, held)
+            self._reg = None
+            raise StopIteration
+        memcpy(key, r._t.keys + i * r._t.width, r._t.width * sizeof(int64_t))
+        if self._kind:
+            flow = _list_get(r._flows, i)
+            _incref(flow)
+        _release(r, held)
+        self._next = i - 1 if self._reverse else i + 1
+        if self._kind == 0:
+            return _key_object(r, key)
+        value = _steal(flow)
+        if self._kind == 1:
+            return value
+        return (_key_object(r, key), value)
+
+
+cdef class FlowRegistry(_BaseRegistry):
+    """A registry of flows keyed by int64 ids: a drop-in for dict[int, Flow]."""
+
+
+cdef class PairFlowRegistry(_BaseRegistry):
+    """A registry of flows keyed by (int64, int64) ids such as (user_id, session_id)."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._t.width = 2
+
+
+MutableMapping.register(FlowRegistry)
+MutableMapping.register(PairFlowRegistry)

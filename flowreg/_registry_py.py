@@ -1,0 +1,635 @@
+"""flowreg's pure-Python implementation: the native core's API and behaviour, in Python.
+
+Layout mirrors the native core so both give the same order after any sequence
+of operations: ids kept densely in `_keys` (swap-with-last on delete) with
+`_pos` mapping an id to its dense index.  Reads go through `_map`, a plain
+dict from id to flow, so a single read is one dict operation: it never sees a
+half-finished change and is as fast as the dict it replaces.
+
+Thread safety: writers hold `_lock`; readers take no lock.  A change of
+several ids is applied to `_map` by one C-level call (GIL builds) or by
+swapping in an updated copy (free-threaded builds), so readers see none or
+all of it.  Writers bump `_version` before touching `_keys`, and iterators
+check it again after reading, so an iterator never yields a torn entry.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import sys
+import threading
+import weakref
+from array import array
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from types import GenericAlias
+from typing import Any
+
+from ._errors import FlowExists
+from ._mapping import (
+    BAD_TYPE,
+    MIN_BITS,
+    MISSING,
+    OVERFLOW,
+    RegistryItems,
+    RegistryKeys,
+    RegistryValues,
+    bits_for,
+    id_error,
+    items_equal,
+    not_found,
+    registry_repr,
+    restore,
+    update_pairs,
+    usable,
+)
+from ._singleflight import SingleFlight
+
+__all__ = ["FlowRegistry", "PairFlowRegistry"]
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
+# Live registries by id() (they are unhashable): their locks are reset after fork.
+_live: weakref.WeakValueDictionary[int, _BaseRegistry] = weakref.WeakValueDictionary()
+
+
+def _int_id(o: Any) -> tuple[int, Any]:
+    """(0, id), or (BAD_TYPE or OVERFLOW, None): the native core's conversion."""
+    if type(o) is not int:
+        if not isinstance(o, int) and not hasattr(type(o), "__index__"):
+            return BAD_TYPE, None
+        try:
+            o = operator.index(o)  # __index__ may run Python code: before any change
+        except TypeError:
+            return BAD_TYPE, None
+    if _INT64_MIN <= o <= _INT64_MAX:
+        return 0, o
+    return OVERFLOW, None
+
+
+def _pair_id(o: Any) -> tuple[int, Any]:
+    if not isinstance(o, tuple) or len(o) != 2:
+        return BAD_TYPE, None
+    code, a = _int_id(o[0])
+    if code:
+        return code, None
+    code, b = _int_id(o[1])
+    return code, (a, b) if not code else None
+
+
+class _RegistryIter:
+    """Iterator over ids (kind 0), flows (1) or (id, flow) pairs (2), in dense order."""
+
+    __slots__ = ("_kind", "_next", "_reg", "_reverse", "_version")
+
+    def __init__(self, reg: _BaseRegistry, kind: int, reverse: bool) -> None:
+        self._reg: _BaseRegistry | None = reg
+        self._kind = kind
+        self._reverse = reverse
+        self._version = reg._version
+        self._next = len(reg._keys) - 1 if reverse else 0
+
+    def __iter__(self) -> _RegistryIter:
+        return self
+
+    def __length_hint__(self) -> int:
+        if self._reg is None:
+            return 0
+        return max(0, self._next + 1 if self._reverse else len(self._reg._keys) - self._next)
+
+    def __next__(self) -> Any:
+        reg = self._reg
+        if reg is None:
+            raise StopIteration
+        i = self._next
+        keys = reg._keys
+        if reg._version == self._version:
+            if not 0 <= i < len(keys):
+                self._reg = None
+                raise StopIteration
+            try:
+                key = keys[i]
+                flow = reg._map[key] if self._kind else None
+            except (IndexError, KeyError):
+                pass  # a writer got in between: the version check below says so
+            else:
+                if reg._version == self._version:
+                    self._next = i - 1 if self._reverse else i + 1
+                    return key if self._kind == 0 else flow if self._kind == 1 else (key, flow)
+        raise RuntimeError(f"{type(reg).__name__} ids changed during iteration")
+
+
+class _BaseRegistry:
+    """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_bits",
+        "_deletes",
+        "_flight",
+        "_hits",
+        "_hot",
+        "_hot_hits",
+        "_inserts",
+        "_keys",
+        "_lock",
+        "_map",
+        "_misses",
+        "_pos",
+        "_resizes",
+        "_version",
+    )
+    _pair = False
+    __hash__ = None  # type: ignore[assignment]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        self = super().__new__(cls)
+        self._map = {}  # id -> flow: what reads use
+        self._keys = []  # dense ids: entry i is the id at dense index i
+        self._pos = {}  # id -> dense index
+        self._lock = threading.RLock()
+        self._bits = MIN_BITS
+        self._hot = None  # the id of the last switch_flow hit
+        self._version = 0
+        self._flight = None
+        self._hits = self._misses = self._hot_hits = 0
+        self._inserts = self._deletes = self._resizes = 0
+        _live[id(self)] = self
+        return self
+
+    def __init__(self, items: Any = (), /, *, capacity: int = 0) -> None:
+        capacity = operator.index(capacity)
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > len(self._map):
+            with self._lock:
+                self._reserve(capacity - len(self._map))
+        _BaseRegistry.update(self, items)
+
+    __class_getitem__ = classmethod(GenericAlias)
+
+    # --- ids
+
+    @staticmethod
+    def _convert(fid: Any) -> tuple[int, Any]:
+        return _int_id(fid)
+
+    def _write_key(self, fid: Any) -> Any:
+        code, key = self._convert(fid)
+        if code:
+            raise id_error(fid, code, self._pair)
+        return key
+
+    def _not_found(self, fid: Any) -> Exception:
+        return not_found(fid, not self._convert(fid)[0], self._pair)
+
+    # --- reads of one id
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, fid: object) -> bool:
+        key = fid if type(fid) is int else self._convert(fid)[1]
+        if key in self._map:
+            self._hits += 1
+            return True
+        self._misses += 1
+        return False
+
+    def __getitem__(self, fid: Any) -> Any:
+        try:
+            flow = self._map[fid if type(fid) is int else self._convert(fid)[1]]
+        except KeyError:
+            pass
+        else:
+            self._hits += 1
+            return flow
+        self._misses += 1
+        missing = getattr(type(self), "__missing__", None)
+        if missing is not None:
+            return missing(self, fid)
+        raise self._not_found(fid)
+
+    def get(self, fid: Any, default: Any = None, /) -> Any:
+        """Return the flow stored under fid, or default."""
+        try:
+            flow = self._map[fid if type(fid) is int else self._convert(fid)[1]]
+        except KeyError:
+            self._misses += 1
+            return default
+        self._hits += 1
+        return flow
+
+    def switch_flow(self, fid: Any) -> Any:
+        """Return the flow stored under fid (FlowNotFound if none); a repeat of the last id skips the probe."""
+        key = fid if type(fid) is int else self._convert(fid)[1]
+        try:
+            flow = self._map[key]
+        except KeyError:
+            self._misses += 1
+            raise self._not_found(fid) from None
+        self._hits += 1
+        if key == self._hot:
+            self._hot_hits += 1
+        else:
+            self._hot = key
+        return flow
+
+    def _peek(self, key: Any) -> Any:
+        """The flow under an already converted id, or MISSING; not counted in stats()."""
+        return self._map.get(self._convert(key)[1], MISSING)
+
+    # --- writes (callers hold _lock)
+
+    def _reserve(self, extra: int) -> None:
+        need = len(self._keys) + extra
+        if need > usable(self._bits):
+            self._bits = bits_for(need)
+            self._resizes += 1
+
+    def _insert(self, key: Any, flow: Any) -> None:
+        self._reserve(1)
+        self._version += 1
+        self._pos[key] = len(self._keys)
+        self._keys.append(key)
+        self._map[key] = flow
+        self._inserts += 1
+
+    def _unindex(self, key: Any) -> None:
+        """Drop key from the dense order (swap-with-last); `_map` is the caller's."""
+        self._version += 1
+        keys = self._keys
+        i = self._pos.pop(key)
+        last = keys.pop()
+        if last != key:
+            keys[i] = last
+            self._pos[last] = i
+        if key == self._hot:
+            self._hot = None
+        self._deletes += 1
+
+    def _remove(self, key: Any) -> Any:
+        self._unindex(key)
+        return self._map.pop(key)
+
+    def _apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
+        """Change `_map` as one step for readers: set `changes`, drop the ids in `gone`."""
+        if _FREE_THREADED:
+            new_map = self._map.copy()
+            new_map.update(changes)
+            for key in gone:
+                del new_map[key]
+            self._map = new_map
+        else:  # each call below is one C-level step holding the GIL
+            self._map.update(changes)
+            if gone:
+                list(map(self._map.__delitem__, gone))
+
+    # --- writes of one id
+
+    def __setitem__(self, fid: Any, flow: Any) -> None:
+        key = self._write_key(fid)
+        with self._lock:
+            old = self._map.get(key, MISSING)  # released after the lock: its __del__ may re-enter
+            if old is MISSING:
+                self._insert(key, flow)
+            else:
+                self._map[key] = flow
+        del old
+
+    def __delitem__(self, fid: Any) -> None:
+        self.delete_flow(fid)
+
+    def create_flow(self, fid: Any, flow: Any) -> Any:
+        """Store flow under a new id and return it; FlowExists if the id is taken."""
+        key = self._write_key(fid)
+        with self._lock:
+            if key in self._map:
+                raise FlowExists(fid)
+            self._insert(key, flow)
+        return flow
+
+    def delete_flow(self, fid: Any) -> Any:
+        """Remove fid and return its flow; FlowNotFound if absent."""
+        flow = _BaseRegistry.pop(self, fid, MISSING)
+        if flow is MISSING:
+            raise self._not_found(fid)
+        return flow
+
+    def pop(self, fid: Any, default: Any = MISSING, /) -> Any:
+        """Remove fid and return its flow, or default if given (else FlowNotFound)."""
+        code, key = self._convert(fid)
+        if not code:
+            with self._lock:
+                if key in self._map:
+                    return self._remove(key)
+        if default is MISSING:
+            raise self._not_found(fid)
+        return default
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last (id, flow) pair in dense order (LIFO)."""
+        with self._lock:
+            if self._keys:
+                key = self._keys[-1]
+                return key, self._remove(key)
+        raise KeyError(f"popitem(): {type(self).__name__} is empty")
+
+    def setdefault(self, fid: Any, default: Any = None, /) -> Any:
+        """Return the flow under fid, storing default there first if absent."""
+        key = self._write_key(fid)
+        with self._lock:
+            flow = self._map.get(key, MISSING)
+            if flow is MISSING:
+                self._insert(key, default)
+                flow = default
+        return flow
+
+    def get_or_create(self, fid: Any, factory: Callable[[Any], Any]) -> Any:
+        """Return the flow under fid, calling factory(id) once to create it if absent."""
+        key = self._write_key(fid)
+        flow = self._map.get(key, MISSING)
+        if flow is not MISSING:
+            self._hits += 1
+            return flow
+        self._misses += 1
+        return self._flights().run(self, key, factory)
+
+    def aget_or_create(self, fid: Any, factory: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
+        """Awaitable get_or_create: await factory(id) once to create the flow if absent."""
+        key = self._write_key(fid)
+        if key in self._map:
+            self._hits += 1
+        else:
+            self._misses += 1
+        return self._flights().arun(self, key, factory)
+
+    def _flights(self) -> SingleFlight:
+        if self._flight is None:
+            with self._lock:
+                if self._flight is None:
+                    self._flight = SingleFlight()
+        return self._flight
+
+    # --- the whole registry
+
+    def clear(self) -> None:
+        """Remove every flow."""
+        with self._lock:
+            self._version += 1
+            old = self._map  # dropped after the lock is released
+            self._deletes += len(self._keys)
+            self._map, self._keys, self._pos = {}, [], {}
+            self._bits = MIN_BITS
+            self._hot = None
+        del old
+
+    def _pairs(self, other: Any, kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
+        """The converted (id, flow) pairs of an update(); raises before anything changes."""
+        if isinstance(other, _BaseRegistry) and other._pair == self._pair and not kwargs:
+            return other.snapshot()
+        return [(self._write_key(k), v) for k, v in update_pairs(other, kwargs)]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store every (id, flow) of a mapping or an iterable of pairs, all or nothing."""
+        if not kwargs and type(other) is tuple and not other:
+            return
+        pairs = self._pairs(other, kwargs)
+        with self._lock:
+            current = self._map
+            new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
+            self._reserve(new)
+            changes = dict(pairs)
+            olds = [current[k] for k in changes if k in current]  # released after the lock
+            added = [k for k in changes if k not in current]
+            self._version += 1
+            self._apply(changes)
+            for key in added:
+                self._pos[key] = len(self._keys)
+                self._keys.append(key)
+            self._inserts += len(added)
+        del olds
+
+    def copy(self) -> Any:
+        """A shallow copy, of the same type: ``type(self)(self)``."""
+        return type(self)(self)
+
+    def __copy__(self) -> Any:
+        return self.copy()
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None, /) -> Any:
+        """A new registry with every id of iterable mapped to value."""
+        reg = cls()
+        reg.update([(fid, value) for fid in iterable])
+        return reg
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = type(self)(other)
+        new.update(self)
+        return new
+
+    def __ior__(self, other: Any) -> Any:
+        self.update(other)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self is other or items_equal(self.snapshot(), other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __repr__(self) -> str:
+        return registry_repr(self, self.snapshot())
+
+    def __sizeof__(self) -> int:
+        return object.__sizeof__(self) + sum(
+            sys.getsizeof(part) for part in (self._map, self._keys, self._pos)
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cls = type(self)
+        items = iter(self.snapshot())
+        if cls is FlowRegistry or cls is PairFlowRegistry:
+            return (restore, (cls.__name__,), None, None, items)
+        return (cls, (), getattr(self, "__dict__", None) or None, None, items)
+
+    def snapshot(self) -> list[tuple[Any, Any]]:
+        """A consistent list of (id, flow) pairs, taken under the read lock."""
+        with self._lock:
+            current = self._map
+            return [(key, current[key]) for key in self._keys]
+
+    def ids(self) -> array[int]:
+        """The ids in dense order as array('q'); pairs come flattened (a0, b0, a1, b1, ...)."""
+        with self._lock:
+            if self._pair:
+                return array("q", [part for key in self._keys for part in key])
+            return array("q", self._keys)
+
+    # --- iteration
+
+    def __iter__(self) -> Iterator[Any]:
+        return _RegistryIter(self, 0, False)
+
+    def __reversed__(self) -> Iterator[Any]:
+        return _RegistryIter(self, 0, True)
+
+    def _iter(self, kind: int, reverse: bool = False) -> Iterator[Any]:
+        return _RegistryIter(self, kind, reverse)
+
+    def keys(self) -> RegistryKeys:
+        """A set-like view of the ids."""
+        return RegistryKeys(self)
+
+    def values(self) -> RegistryValues:
+        """A view of the flows."""
+        return RegistryValues(self)
+
+    def items(self) -> RegistryItems:
+        """A set-like view of the (id, flow) pairs."""
+        return RegistryItems(self)
+
+    # --- batches
+
+    def _batch(self, fids: Any) -> tuple[list[Any], list[Any], bool]:
+        """(ids as given, converted ids or None, whether fids was an int64 buffer)."""
+        given = _int64_buffer(fids, 2 if self._pair else 1)
+        if given is not None:
+            return given, given, True
+        given = list(fids)
+        return given, [self._convert(fid)[1] for fid in given], False
+
+    def get_many(self, fids: Any, default: Any = MISSING) -> list[Any]:
+        """The flows of many ids, in order; FlowNotFound on the first missing one unless default is given."""
+        given, keys, _ = self._batch(fids)
+        with self._lock:
+            current = self._map
+            result = [current.get(key, MISSING) for key in keys]
+        missing = [i for i, flow in enumerate(result) if flow is MISSING]
+        if missing and default is MISSING:  # counted up to the first miss, as natively
+            self._hits += missing[0]
+            self._misses += 1
+            raise self._not_found(given[missing[0]])
+        self._hits += len(result) - len(missing)
+        self._misses += len(missing)
+        for i in missing:
+            result[i] = default
+        return result
+
+    def contains_many(self, fids: Any) -> Any:
+        """One answer per id: a bytearray of 0/1 for an int64 buffer, else a list of bools."""
+        _, keys, is_buffer = self._batch(fids)
+        with self._lock:
+            current = self._map
+            found = [key in current for key in keys]
+        hits = sum(found)
+        self._hits += hits
+        self._misses += len(found) - hits
+        return bytearray(found) if is_buffer else found
+
+    def delete_many(self, fids: Any) -> int:
+        """Remove every present id (absent ones are ignored); returns how many were removed."""
+        _, keys, _ = self._batch(fids)
+        with self._lock:
+            current = self._map
+            present = [key for key in dict.fromkeys(keys) if key in current]
+            # Highest dense index first, exactly as the native core removes them.
+            present.sort(key=self._pos.__getitem__, reverse=True)
+            removed = [current[key] for key in present]  # released after the lock
+            if present:
+                self._version += 1
+                self._apply({}, present)
+                for key in present:
+                    self._unindex(key)
+        del removed
+        return len(present)
+
+    # --- statistics
+
+    def stats(self) -> dict[str, int]:
+        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes."""
+        return {
+            "size": len(self._map),
+            "capacity": usable(self._bits),
+            "lookups": self._hits + self._misses,
+            "hits": self._hits,
+            "misses": self._misses,
+            "hot_hits": self._hot_hits,
+            "inserts": self._inserts,
+            "deletes": self._deletes,
+            "resizes": self._resizes,
+        }
+
+    def reset_stats(self) -> None:
+        """Zero the counters of stats() (size and capacity stay)."""
+        self._hits = self._misses = self._hot_hits = 0
+        self._inserts = self._deletes = self._resizes = 0
+
+    # --- for tests of the locking
+
+    def _hold_write_lock(self, fn: Callable[[], Any]) -> Any:
+        """Call fn() holding the write lock (test hook; this thread may re-enter)."""
+        with self._lock:
+            return fn()
+
+
+def _int64_buffer(fids: Any, width: int) -> list[Any] | None:
+    """The ids of a C-contiguous int64 buffer (as ints, or pairs), else None."""
+    try:
+        view = memoryview(fids)
+    except TypeError:
+        return None
+    with view:
+        fmt = view.format.lstrip("@=" + ("<" if sys.byteorder == "little" else ">!"))
+        if view.itemsize != 8 or fmt not in ("q", "l") or not view.c_contiguous:
+            return None
+        if view.ndim != width or (width == 2 and view.shape[1] != 2):  # type: ignore[index]
+            return None
+        values = view.cast("B").cast("q").tolist()
+    if width == 1:
+        return values
+    return list(zip(values[::2], values[1::2]))
+
+
+class FlowRegistry(_BaseRegistry):
+    """A registry of flows keyed by int64 ids: a drop-in for dict[int, Flow]."""
+
+    __slots__ = ()
+
+
+class PairFlowRegistry(_BaseRegistry):
+    """A registry of flows keyed by (int64, int64) ids such as (user_id, session_id)."""
+
+    __slots__ = ()
+    _pair = True
+
+    @staticmethod
+    def _convert(fid: Any) -> tuple[int, Any]:
+        return _pair_id(fid)
+
+
+MutableMapping.register(FlowRegistry)
+MutableMapping.register(PairFlowRegistry)
+
+
+def _after_fork_in_child() -> None:
+    for reg in list(_live.values()):
+        reg._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
