@@ -44,12 +44,19 @@ def extensions():
         cflags = ["/O2"]
     else:
         cflags = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O3"]
+    import Cython
+
     ext = Extension(
         "flowreg._registry",
         ["flowreg/_registry.pyx"],
         include_dirs=["flowreg"],
         depends=["flowreg/_ids.h", "flowreg/_rwlock.h"],
         extra_compile_args=cflags,
+        # reported by `flowreg info`
+        define_macros=[
+            ("FLOWREG_CYTHON_VERSION", f'"{Cython.__version__}"'),
+            ("FLOWREG_CFLAGS", '"{}"'.format(" ".join(cflags))),
+        ],
     )
     return cythonize([ext], language_level=3, annotate=DEBUG)
 

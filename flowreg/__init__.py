@@ -53,7 +53,7 @@ else:
         PairFlowRegistry = _core.PairFlowRegistry
 
 #: "c" when the native core is in use, "py" for the pure-Python fallback.
-IMPLEMENTATION = "py" if FlowRegistry is _registry_py.FlowRegistry else "c"
+IMPLEMENTATION = "py" if FlowRegistry is _registry_py.FlowRegistry else "c"  # type: ignore[comparison-overlap]
 
 
 def implementations() -> dict[str, SimpleNamespace]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import FlowNotFound
 
@@ -44,6 +44,9 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 # Hash table policy.  The native core implements it in C; the fallback follows
 # it so that `stats()["capacity"]` and the `resizes` counter agree.
@@ -90,31 +93,31 @@ def not_found(fid: Any, storable: bool, pair: bool) -> FlowNotFound:
 
 
 # Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
-class RegistryKeys(KeysView):  # type: ignore[type-arg]
+class RegistryKeys(KeysView[_K]):
     """A set-like, live view of a registry's ids in dense order."""
 
     __slots__ = ()
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._mapping._iter(0, False)  # type: ignore[no-any-return]
+    def __iter__(self) -> Iterator[_K]:
+        return self._mapping._iter(0, False)  # type: ignore[attr-defined,no-any-return]
 
-    def __reversed__(self) -> Iterator[Any]:
-        return self._mapping._iter(0, True)  # type: ignore[no-any-return]
+    def __reversed__(self) -> Iterator[_K]:
+        return self._mapping._iter(0, True)  # type: ignore[attr-defined,no-any-return]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self)!r})"
 
 
-class RegistryValues(ValuesView):  # type: ignore[type-arg]
+class RegistryValues(ValuesView[_V]):
     """A live view of a registry's flows in dense order."""
 
     __slots__ = ()
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._mapping._iter(1, False)  # type: ignore[no-any-return]
+    def __iter__(self) -> Iterator[_V]:
+        return self._mapping._iter(1, False)  # type: ignore[attr-defined,no-any-return]
 
-    def __reversed__(self) -> Iterator[Any]:
-        return self._mapping._iter(1, True)  # type: ignore[no-any-return]
+    def __reversed__(self) -> Iterator[_V]:
+        return self._mapping._iter(1, True)  # type: ignore[attr-defined,no-any-return]
 
     def __contains__(self, value: object) -> bool:
         return any(v is value or v == value for v in self)
@@ -123,22 +126,22 @@ class RegistryValues(ValuesView):  # type: ignore[type-arg]
         return f"{type(self).__name__}({list(self)!r})"
 
 
-class RegistryItems(ItemsView):  # type: ignore[type-arg]
+class RegistryItems(ItemsView[_K, _V]):
     """A set-like, live view of a registry's ``(id, flow)`` pairs in dense order."""
 
     __slots__ = ()
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return self._mapping._iter(2, False)  # type: ignore[no-any-return]
+    def __iter__(self) -> Iterator[tuple[_K, _V]]:
+        return self._mapping._iter(2, False)  # type: ignore[attr-defined,no-any-return]
 
-    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
-        return self._mapping._iter(2, True)  # type: ignore[no-any-return]
+    def __reversed__(self) -> Iterator[tuple[_K, _V]]:
+        return self._mapping._iter(2, True)  # type: ignore[attr-defined,no-any-return]
 
     def __contains__(self, item: object) -> bool:
         # Not ItemsView's: that one would call a subclass's __missing__.
         if not isinstance(item, tuple) or len(item) != 2:
             return False
-        value = self._mapping.get(item[0], MISSING)
+        value = self._mapping.get(item[0], MISSING)  # type: ignore[attr-defined]
         return value is not MISSING and (value is item[1] or value == item[1])
 
     def __repr__(self) -> str:
@@ -148,7 +151,7 @@ class RegistryItems(ItemsView):  # type: ignore[type-arg]
 def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple[Any, Any]]:
     """The ``(key, value)`` pairs ``dict.update(other, **kwargs)`` would apply, in order."""
     if hasattr(other, "keys"):
-        pairs = [(key, other[key]) for key in other.keys()]
+        pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 (the keys() protocol)
     else:
         pairs = []
         for i, item in enumerate(other):
@@ -182,7 +185,7 @@ def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
                 theirs = other[key]
             except KeyError:
                 return False
-        if theirs is not value and not theirs == value:
+        if theirs is not value and not theirs == value:  # noqa: SIM201 (what dict compares with)
             return False
     return True
 

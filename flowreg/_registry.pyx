@@ -57,6 +57,8 @@ from ._mapping import (
 )
 from ._singleflight import SingleFlight
 
+__all__ = ["FlowRegistry", "PairFlowRegistry"]
+
 
 cdef extern from "Python.h":
     PyObject* _list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)  # borrowed
@@ -96,6 +98,37 @@ cdef extern from "_rwlock.h" nogil:
     void fr_mutex_init(fr_mutex_t* mu)
     void fr_mutex_lock(fr_mutex_t* mu)
     void fr_mutex_unlock(fr_mutex_t* mu)
+
+
+cdef extern from *:
+    """
+    #ifndef FLOWREG_CYTHON_VERSION
+    #  define FLOWREG_CYTHON_VERSION "unknown"
+    #endif
+    #ifndef FLOWREG_CFLAGS
+    #  define FLOWREG_CFLAGS ""
+    #endif
+    #if defined(__clang__)
+    #  define FLOWREG_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #  define FLOWREG_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #  define FLOWREG_COMPILER "msvc " Py_STRINGIFY(_MSC_VER)
+    #else
+    #  define FLOWREG_COMPILER "unknown"
+    #endif
+    """
+    const char* FLOWREG_CYTHON_VERSION
+    const char* FLOWREG_CFLAGS
+    const char* FLOWREG_COMPILER
+
+# What `flowreg info` reports about this build.
+_BUILD_INFO = {
+    "cython": FLOWREG_CYTHON_VERSION.decode(),
+    "cflags": FLOWREG_CFLAGS.decode(),
+    "compiler": FLOWREG_COMPILER.decode(),
+    "free_threaded_build": bool(FR_FREE_THREADED),
+}
 
 
 cdef struct Table:
@@ -936,7 +969,7 @@ cdef class _BaseRegistry:
 
     @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def switch_flow(self, fid):
-        """Return the flow stored under fid (FlowNotFound if none); a repeat of the last id skips the probe."""
+        """Return the flow under fid (FlowNotFound if none); repeating the last id skips the probe."""
         cdef int64_t a = 0, b = 0
         cdef Py_ssize_t i
         cdef int held
@@ -1191,7 +1224,7 @@ cdef class _BaseRegistry:
     def __eq__(self, other):
         if not isinstance(other, Mapping):
             return NotImplemented
-        return self is other or items_equal(self.snapshot(), other)
+        return items_equal(self.snapshot(), other)
 
     def __ne__(self, other):
         equal = self.__eq__(other)
@@ -1317,10 +1350,10 @@ cdef class _BaseRegistry:
     def contains_many(self, fids):
         """One answer per id: a bytearray of 0/1 for an int64 buffer, else a list of bools."""
         cdef IdBatch batch
-        cdef list originals = _batch_from(self, fids, &batch)
         cdef Py_ssize_t hits
         cdef int held
         cdef char* out
+        _batch_from(self, fids, &batch)
         try:
             result = _bytearray_new(NULL, batch.n)
             out = PyByteArray_AS_STRING(result)
@@ -1346,13 +1379,13 @@ cdef class _BaseRegistry:
     def delete_many(self, fids):
         """Remove every present id (absent ones are ignored); returns how many were removed."""
         cdef IdBatch batch
-        cdef list originals = _batch_from(self, fids, &batch)
         cdef Py_ssize_t i, m = 0
         cdef Py_ssize_t* found
         cdef PyObject** removed = NULL
         cdef uint32_t pos
         cdef int held
         cdef const int64_t* k
+        _batch_from(self, fids, &batch)
         found = <Py_ssize_t*>PyMem_Malloc((batch.n + 1) * sizeof(Py_ssize_t))
         removed = <PyObject**>PyMem_Malloc((batch.n + 1) * sizeof(PyObject*))
         try:
@@ -1489,11 +1522,17 @@ cdef class _RegistryIter:
 
 
 cdef class FlowRegistry(_BaseRegistry):
-    """A registry of flows keyed by int64 ids: a drop-in for dict[int, Flow]."""
+    """FlowRegistry(items=(), /, *, capacity=0)
+--
+
+A registry of flows keyed by int64 ids: a drop-in for dict[int, Flow]."""
 
 
 cdef class PairFlowRegistry(_BaseRegistry):
-    """A registry of flows keyed by (int64, int64) ids such as (user_id, session_id)."""
+    """PairFlowRegistry(items=(), /, *, capacity=0)
+--
+
+A registry of flows keyed by (int64, int64) ids such as (user_id, session_id)."""
 
     def __cinit__(self, *args, **kwargs):
         self._t.width = 2

@@ -51,7 +51,7 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # Live registries by id() (they are unhashable): their locks are reset after fork.
-_live: weakref.WeakValueDictionary[int, _BaseRegistry] = weakref.WeakValueDictionary()
+_live: weakref.WeakValueDictionary[int, _Storage] = weakref.WeakValueDictionary()
 
 
 def _int_id(o: Any) -> tuple[int, Any]:
@@ -120,8 +120,8 @@ class _RegistryIter:
         raise RuntimeError(f"{type(reg).__name__} ids changed during iteration")
 
 
-class _BaseRegistry:
-    """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
+class _Storage:
+    """The fallback's state, set up in __new__ so that subclasses need not call __init__."""
 
     __slots__ = (
         "__weakref__",
@@ -140,23 +140,43 @@ class _BaseRegistry:
         "_resizes",
         "_version",
     )
-    _pair = False
-    __hash__ = None  # type: ignore[assignment]
+    _map: dict[Any, Any]  # id -> flow: what reads use
+    _keys: list[Any]  # dense ids: entry i is the id at dense index i
+    _pos: dict[Any, int]  # id -> dense index
+    _lock: threading.RLock
+    _bits: int
+    _hot: Any  # the id of the last switch_flow hit
+    _version: int
+    _flight: SingleFlight | None
+    _hits: int
+    _misses: int
+    _hot_hits: int
+    _inserts: int
+    _deletes: int
+    _resizes: int
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
-        self._map = {}  # id -> flow: what reads use
-        self._keys = []  # dense ids: entry i is the id at dense index i
-        self._pos = {}  # id -> dense index
+        self._map = {}
+        self._keys = []
+        self._pos = {}
         self._lock = threading.RLock()
         self._bits = MIN_BITS
-        self._hot = None  # the id of the last switch_flow hit
+        self._hot = None
         self._version = 0
         self._flight = None
         self._hits = self._misses = self._hot_hits = 0
         self._inserts = self._deletes = self._resizes = 0
         _live[id(self)] = self
         return self
+
+
+class _BaseRegistry(_Storage):
+    """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
+
+    __slots__ = ()
+    _pair = False
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, items: Any = (), /, *, capacity: int = 0) -> None:
         capacity = operator.index(capacity)
@@ -167,7 +187,8 @@ class _BaseRegistry:
                 self._reserve(capacity - len(self._map))
         _BaseRegistry.update(self, items)
 
-    __class_getitem__ = classmethod(GenericAlias)
+    def __class_getitem__(cls, item: Any) -> GenericAlias:
+        return GenericAlias(cls, item)
 
     # --- ids
 
@@ -222,7 +243,7 @@ class _BaseRegistry:
         return flow
 
     def switch_flow(self, fid: Any) -> Any:
-        """Return the flow stored under fid (FlowNotFound if none); a repeat of the last id skips the probe."""
+        """Return the flow under fid (FlowNotFound if none); repeating the last id skips the probe."""
         key = fid if type(fid) is int else self._convert(fid)[1]
         try:
             flow = self._map[key]
@@ -446,7 +467,7 @@ class _BaseRegistry:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):
             return NotImplemented
-        return self is other or items_equal(self.snapshot(), other)
+        return items_equal(self.snapshot(), other)
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
@@ -491,15 +512,15 @@ class _BaseRegistry:
     def _iter(self, kind: int, reverse: bool = False) -> Iterator[Any]:
         return _RegistryIter(self, kind, reverse)
 
-    def keys(self) -> RegistryKeys:
+    def keys(self) -> RegistryKeys[Any]:
         """A set-like view of the ids."""
         return RegistryKeys(self)
 
-    def values(self) -> RegistryValues:
+    def values(self) -> RegistryValues[Any]:
         """A view of the flows."""
         return RegistryValues(self)
 
-    def items(self) -> RegistryItems:
+    def items(self) -> RegistryItems[Any, Any]:
         """A set-like view of the (id, flow) pairs."""
         return RegistryItems(self)
 
@@ -602,7 +623,7 @@ def _int64_buffer(fids: Any, width: int) -> list[Any] | None:
         values = view.cast("B").cast("q").tolist()
     if width == 1:
         return values
-    return list(zip(values[::2], values[1::2]))
+    return list(zip(values[::2], values[1::2], strict=True))
 
 
 class FlowRegistry(_BaseRegistry):

@@ -1,0 +1,61 @@
+"""The ``flowreg`` command line: ``flowreg info`` (and ``flowreg bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from typing import Any
+
+import flowreg
+
+
+def build_info() -> dict[str, Any]:
+    """What a bug report needs: versions, the implementation in use, how it was built."""
+    info: dict[str, Any] = {
+        "flowreg": flowreg.__version__,
+        "implementation": flowreg.IMPLEMENTATION,
+        "available": sorted(flowreg.implementations()),
+        "no_extensions": flowreg.NO_EXTENSIONS,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        from . import _registry
+    except ImportError as exc:
+        info["native_import_error"] = str(exc)
+    else:
+        info.update(_registry._BUILD_INFO)
+    return info
+
+
+def _info(args: argparse.Namespace) -> int:
+    info = build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="flowreg", description=__doc__)
+    top.add_argument("--version", action="version", version=f"flowreg {flowreg.__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="versions, implementation and build details")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=_info)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))

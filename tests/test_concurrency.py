@@ -1,0 +1,453 @@
+"""Thread safety: a registry shared by many threads without a lock of their own.
+
+Every test is bounded in operations and guarded by a timeout, so a deadlock
+fails instead of hanging.  They start threads of their own, so pytest-run-parallel
+must not multiply them (thread_unsafe).
+"""
+
+import asyncio
+import os
+import random
+import sys
+import threading
+import time
+import warnings
+from array import array
+
+import pytest
+
+from flowreg import FlowNotFound
+
+pytestmark = [pytest.mark.thread_unsafe, pytest.mark.timeout(120)]
+
+GIL_FREE_BATCH = 3000  # above the native core's threshold (2048) for probing without the GIL
+
+
+class Flow:
+    __slots__ = ("fid", "owner")
+
+    def __init__(self, fid, owner=None):
+        self.fid = fid
+        self.owner = owner
+
+    def __repr__(self):
+        return f"Flow({self.fid}, {self.owner})"
+
+
+def run_threads(target, n, timeout=60):
+    """Run target(i) in n threads started together; re-raise the first error."""
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def body(i):
+        try:
+            barrier.wait()
+            target(i)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "threads still running: deadlock?"
+    if errors:
+        raise errors[0]
+
+
+DELETED = object()
+
+
+def test_stress_mixed_operations_match_a_model(Registry):
+    n_threads, steps = 8, 1500
+    stable = {fid: Flow(fid) for fid in range(1000)}  # present throughout: never written
+    reg = Registry(stable)
+    stable_ids = array("q", list(stable) * 3)
+    lazy_ids = range(100_000, 100_040)
+    factory_calls = {fid: 0 for fid in lazy_ids}
+    calls_lock = threading.Lock()
+    logs = [dict() for _ in range(n_threads)]  # per thread: id -> its last write (or DELETED)
+    lazy_seen = [dict() for _ in range(n_threads)]
+
+    def factory(fid):
+        with calls_lock:
+            factory_calls[fid] += 1
+        time.sleep(0.0005)
+        return Flow(fid, "lazy")
+
+    def expect_own(log, fid):
+        """What this thread's own id must hold: nobody else writes it."""
+        state = log.get(fid, DELETED)
+        if state is DELETED:
+            assert fid not in reg
+            with pytest.raises(FlowNotFound):
+                reg[fid]
+        else:
+            assert reg[fid] is state
+
+    def worker(t):
+        rng = random.Random(t)
+        log = logs[t]
+        own = range(10_000 + 1000 * t, 10_000 + 1000 * t + 50)
+        for _ in range(steps):
+            op = rng.randrange(12)
+            fid = rng.choice(own)
+            if op == 0:  # single reads of ids present throughout never miss
+                sid = rng.randrange(1000)
+                assert reg[sid] is stable[sid]
+                assert reg.switch_flow(sid) is stable[sid]
+                assert reg.get(sid) is stable[sid]
+            elif op == 1:
+                log[fid] = reg[fid] = Flow(fid, t)
+            elif op == 2:
+                removed = reg.pop(fid, DELETED)
+                assert removed is log.get(fid, DELETED)
+                log[fid] = DELETED
+            elif op == 3:
+                flow = Flow(fid, t)
+                if log.get(fid, DELETED) is DELETED:
+                    assert reg.create_flow(fid, flow) is flow
+                    log[fid] = flow
+                else:
+                    assert reg.setdefault(fid, flow) is log[fid]
+            elif op == 4:  # batch reads on an int64 buffer, big enough to run without the GIL
+                assert all(reg.contains_many(stable_ids))
+                got = reg.get_many(stable_ids)
+                assert all(flow is stable[flow.fid] for flow in got)
+            elif op == 5:
+                batch = rng.sample(own, 5)
+                removed = reg.delete_many(batch)
+                assert removed == sum(log.get(b, DELETED) is not DELETED for b in batch)
+                log.update(dict.fromkeys(batch, DELETED))
+            elif op == 6:
+                batch = {b: Flow(b, t) for b in rng.sample(own, 5)}
+                reg.update(batch)
+                log.update(batch)
+            elif op == 7:
+                lid = rng.choice(lazy_ids)
+                flow = reg.get_or_create(lid, factory)
+                assert lazy_seen[t].setdefault(lid, flow) is flow
+            elif op == 8:  # a snapshot is consistent: stable ids intact, own ids as written
+                snap = dict(reg.snapshot())
+                assert all(snap[sid] is flow for sid, flow in stable.items())
+                for oid in own:
+                    assert snap.get(oid, DELETED) is log.get(oid, DELETED)
+            elif op == 9:
+                expect_own(log, fid)
+            elif op == 10:  # iteration may be invalidated by others, never torn
+                try:
+                    for key, flow in reg.items():
+                        assert flow is not None
+                        assert key == flow.fid
+                except RuntimeError as exc:
+                    assert "changed during iteration" in str(exc)  # noqa: PT017
+            else:  # other threads' ids: anything goes but a crash
+                other = 10_000 + 1000 * rng.randrange(n_threads) + rng.randrange(50)
+                reg.get(other)
+                other in reg  # noqa: B015
+                len(reg)
+
+    run_threads(worker, n_threads)
+
+    expected = dict(stable)
+    for log in logs:
+        expected.update((fid, flow) for fid, flow in log.items() if flow is not DELETED)
+    for lid in lazy_ids:
+        seen = {id(seen[lid]) for seen in lazy_seen if lid in seen}
+        assert len(seen) <= 1, "get_or_create handed out two different flows"
+        if seen:
+            assert factory_calls[lid] == 1
+            expected[lid] = next(s[lid] for s in lazy_seen if lid in s)
+    assert dict(reg.items()) == expected
+    assert all(reg[fid] is flow for fid, flow in expected.items())
+    assert len(reg) == len(list(reg)) == len(expected)
+
+
+def test_a_writer_gets_in_behind_eight_looping_readers(Registry):
+    reg = Registry({i: i for i in range(100_000)})
+    ids = array("q", range(100_000))
+    stop = threading.Event()
+    ready = threading.Barrier(9)
+
+    def reader(_):
+        ready.wait()
+        while not stop.is_set():
+            reg.contains_many(ids)
+
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    time.sleep(0.05)  # the readers are looping now
+    started = time.monotonic()
+    reg[-1] = "written"
+    waited = time.monotonic() - started
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert reg[-1] == "written"
+    assert waited < 1.0, f"the writer waited {waited:.3f} s"
+
+
+def test_lock_holder_calling_python_does_not_deadlock(Registry):
+    reg = Registry({i: Flow(i) for i in range(5000)})
+    holding = threading.Event()
+    results = []
+
+    def holder():
+        def inside():  # Python code (and the GIL) while the write lock is held
+            holding.set()
+            total = sum(range(200_000))
+            time.sleep(0.05)
+            reg[-1] = Flow(-1)  # this thread may use the registry it holds
+            return total + len(reg)
+
+        results.append(reg._hold_write_lock(inside))
+
+    def others(i):
+        holding.wait()
+        if i % 2:
+            results.append(reg[i].fid)
+            results.append(sum(reg.contains_many(array("q", range(GIL_FREE_BATCH)))))
+        else:
+            reg[10_000 + i] = Flow(i)
+
+    holder_thread = threading.Thread(target=holder, daemon=True)
+    holder_thread.start()
+    run_threads(others, 6)
+    holder_thread.join(30)
+    assert not holder_thread.is_alive()
+    assert reg[-1].fid == -1
+    assert len(reg) == 5000 + 1 + 3
+
+
+@pytest.mark.parametrize("batch", [10, GIL_FREE_BATCH])
+def test_del_reentering_during_a_locked_mutation(Registry, batch):
+    reg = Registry()
+    log = []
+
+    class Reentrant:
+        def __init__(self, fid):
+            self.fid = fid
+
+        def __del__(self):
+            log.append(reg.get(self.fid, "gone"))
+            reg[-self.fid - 1] = "written from __del__"
+            reg.contains_many(array("q", range(batch)))
+
+    reg.update((i, Reentrant(i)) for i in range(batch))
+    stop = threading.Event()
+
+    def churn():  # another thread keeps using the registry meanwhile
+        while not stop.is_set():
+            reg.get(0)
+            reg[10**9] = None
+
+    other = threading.Thread(target=churn, daemon=True)
+    other.start()
+    try:
+        assert reg.delete_many(array("q", range(batch))) == batch
+    finally:
+        stop.set()
+        other.join(30)
+    assert log == ["gone"] * batch
+    assert len(reg) == batch + 1
+    assert all(reg[-i - 1] == "written from __del__" for i in range(batch))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_holds_the_write_lock(Registry):
+    reg = Registry({i: i for i in range(1000)})
+    holding, release = threading.Event(), threading.Event()
+
+    def holder():
+        reg._hold_write_lock(lambda: (holding.set(), release.wait(30)))
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    assert holding.wait(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
+        pid = os.fork()
+    if pid == 0:  # the child: the holder thread does not exist here
+        code = 1
+        try:
+            signal_alarm = getattr(__import__("signal"), "alarm", None)
+            if signal_alarm:
+                signal_alarm(2)  # a deadlock kills the child: the parent sees a failure
+            ok = reg[5] == 5 and 5 in reg and reg.get_many([1, 2]) == [1, 2]
+            reg[1001] = "child"
+            del reg[0]
+            ok = ok and reg[1001] == "child" and len(reg) == 1000 and reg.delete_many([1, 2]) == 2
+            code = 0 if ok else 3
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join(30)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reg[5] == 5 and 1001 not in reg  # the parent is untouched
+
+
+def test_get_or_create_calls_the_factory_once(Registry):
+    reg = Registry()
+    calls = []
+    results = []
+
+    def factory(fid):
+        calls.append(fid)
+        time.sleep(0.05)  # long enough for every thread to arrive
+        return Flow(fid)
+
+    run_threads(lambda _: results.append(reg.get_or_create(7, factory)), 16)
+    assert calls == [7]
+    assert len({id(flow) for flow in results}) == 1
+    assert reg[7] is results[0]
+    assert reg.get_or_create(7, factory) is results[0] and calls == [7]
+
+
+def test_get_or_create_with_a_raising_factory(Registry):
+    reg = Registry()
+    attempts = []
+    results = []
+
+    def flaky(fid):
+        attempts.append(fid)
+        time.sleep(0.02)
+        if len(attempts) == 1:
+            raise ValueError("first call fails")
+        return Flow(fid)
+
+    def caller(_):
+        try:
+            results.append(reg.get_or_create(1, flaky))
+        except ValueError:
+            results.append("raised")
+
+    run_threads(caller, 8)
+    assert results.count("raised") == 1  # only the caller that ran the failing factory
+    assert attempts == [1, 1]  # one waiter retried and succeeded; the rest got its flow
+    flows = [r for r in results if r != "raised"]
+    assert len({id(f) for f in flows}) == 1 and reg[1] is flows[0]
+
+
+def test_get_or_create_edge_cases(Registry, PairRegistry):
+    reg = Registry()
+    with pytest.raises(ValueError, match="boom"):
+        reg.get_or_create(3, lambda fid: (_ for _ in ()).throw(ValueError("boom")))
+    assert 3 not in reg
+    # the factory asking for its own id would wait for itself forever
+    with pytest.raises(RuntimeError, match="same id"):
+        reg.get_or_create(4, lambda fid: reg.get_or_create(fid, Flow))
+    assert 4 not in reg
+    # stored directly while the factory runs: the stored value wins
+    assert reg.get_or_create(5, lambda fid: reg.setdefault(fid, "direct") and "factory") == "direct"
+    # the factory receives the converted id
+    seen = []
+    reg.get_or_create(True, lambda fid: seen.append(fid))
+    assert seen == [1] and type(seen[0]) is int
+    pairs = PairRegistry()
+    assert pairs.get_or_create((1, 2), lambda fid: fid) == (1, 2)
+    with pytest.raises(TypeError):
+        reg.get_or_create("x", Flow)
+
+
+def test_aget_or_create_single_flight_for_tasks(Registry):
+    reg = Registry()
+    calls = []
+
+    async def factory(fid):
+        calls.append(fid)
+        await asyncio.sleep(0.02)
+        return Flow(fid)
+
+    async def main():
+        return await asyncio.gather(*(reg.aget_or_create(9, factory) for _ in range(16)))
+
+    flows = asyncio.run(main())
+    assert calls == [9]
+    assert len({id(f) for f in flows}) == 1 and reg[9] is flows[0]
+
+
+def test_aget_or_create_raising_factory_and_self_wait(Registry):
+    reg = Registry()
+    attempts = []
+
+    async def flaky(fid):
+        attempts.append(fid)
+        await asyncio.sleep(0.01)
+        if len(attempts) == 1:
+            raise ValueError("first")
+        return Flow(fid)
+
+    async def self_asking(fid):
+        return await reg.aget_or_create(fid, flaky)
+
+    async def main():
+        results = await asyncio.gather(
+            *(reg.aget_or_create(2, flaky) for _ in range(6)), return_exceptions=True
+        )
+        with pytest.raises(RuntimeError, match="same id"):
+            await reg.aget_or_create(3, self_asking)
+        return results
+
+    results = asyncio.run(main())
+    assert sum(isinstance(r, ValueError) for r in results) == 1
+    flows = [r for r in results if not isinstance(r, BaseException)]
+    assert len(flows) == 5 and len({id(f) for f in flows}) == 1
+    assert attempts == [2, 2] and 3 not in reg
+
+
+def test_aget_or_create_across_threads_and_loops(Registry):
+    reg = Registry()
+    calls = []
+
+    async def factory(fid):
+        calls.append(fid)
+        await asyncio.sleep(0.05)
+        return Flow(fid)
+
+    async def many():
+        return await asyncio.gather(*(reg.aget_or_create(11, factory) for _ in range(4)))
+
+    results = []
+    run_threads(lambda _: results.extend(asyncio.run(many())), 4)
+    results.append(reg.get_or_create(11, lambda fid: pytest.fail("already there")))
+    assert calls == [11]
+    assert len({id(f) for f in results}) == 1
+
+
+def test_snapshot_is_consistent_under_concurrent_writes(Registry):
+    reg = Registry({i: (i, 0) for i in range(2000)})
+    stop = threading.Event()
+
+    def writer():  # keeps every value's generation equal across the registry per update()
+        generation = 0
+        while not stop.is_set():
+            generation += 1
+            reg.update({i: (i, generation) for i in range(2000)})
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for _ in range(50):
+            generations = {flow[1] for _, flow in reg.snapshot()}
+            assert len(generations) == 1, "a snapshot saw half of an update()"
+            got = reg.get_many(array("q", range(2000)))
+            assert len({flow[1] for flow in got}) == 1, "get_many saw half of an update()"
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython build detail")
+def test_free_threaded_build_keeps_the_gil_off():
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        pytest.skip("not a free-threaded interpreter (none can be installed on these machines)")
+    import flowreg  # noqa: F401  (the module declares it needs no GIL)
+
+    assert sys._is_gil_enabled() is False

@@ -1,0 +1,84 @@
+"""The two implementations expose the same API, and the stub matches the compiled module."""
+
+import collections.abc
+import importlib
+import inspect
+import shutil
+import subprocess
+import sys
+import types
+
+import pytest
+
+import flowreg
+
+CLASSES = ["FlowRegistry", "PairFlowRegistry"]
+
+
+def public_names(cls):
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def bare(signature):
+    """The signature without annotations (the fallback is annotated inline, the core in its stub)."""
+    empty = inspect.Parameter.empty
+    return signature.replace(
+        parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+        return_annotation=empty,
+    )
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_same_public_names(both, name):
+    c, py = (getattr(both[impl], name) for impl in ("c", "py"))
+    assert public_names(c) == public_names(py)
+    assert public_names(c) >= {"create_flow", "switch_flow", "delete_flow", "get_many", "stats"}
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_same_signatures_and_docstrings(both, name):
+    c, py = (getattr(both[impl], name)() for impl in ("c", "py"))
+    for method in sorted(public_names(type(c))):
+        c_method, py_method = getattr(c, method), getattr(py, method)
+        assert bare(inspect.signature(c_method)) == bare(inspect.signature(py_method)), method
+        assert inspect.getdoc(c_method) == inspect.getdoc(py_method), method
+        assert inspect.getdoc(c_method), f"{method} has no docstring"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10's inspect reads the fallback's __new__")
+@pytest.mark.parametrize("name", CLASSES)
+def test_same_constructor_signature(both, name):
+    signatures = {impl: bare(inspect.signature(getattr(both[impl], name))) for impl in ("c", "py")}
+    assert signatures["c"] == signatures["py"]
+    params = signatures["c"].parameters
+    assert [(p.name, p.kind.name, p.default) for p in params.values()] == [
+        ("items", "POSITIONAL_ONLY", ()),
+        ("capacity", "KEYWORD_ONLY", 0),
+    ]
+
+
+def test_mapping_protocols(Registry, PairRegistry):
+    for cls in (Registry, PairRegistry):
+        assert issubclass(cls, collections.abc.MutableMapping)
+        assert isinstance(cls[object], types.GenericAlias)
+        assert cls.__hash__ is None
+
+
+def test_exceptions_are_shared(both):
+    for module in both.values():
+        assert module.FlowExists is flowreg.FlowExists
+
+
+@pytest.mark.c_ext
+def test_stub_matches_compiled_module():
+    pytest.importorskip("mypy")
+    importlib.import_module("flowreg._registry")  # a missing build fails here, not in stubtest
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "flowreg._registry"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_stub_is_shipped():
+    stub = inspect.getfile(flowreg).replace("__init__.py", "_registry.pyi")
+    assert shutil.os.path.exists(stub)
