@@ -7,6 +7,7 @@ same where it is not a matter of speed.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ __all__ = [
     "RegistryKeys",
     "RegistryValues",
     "bits_for",
+    "deepcopy_registry",
     "id_error",
     "items_equal",
     "not_found",
@@ -205,6 +207,18 @@ def registry_repr(reg: object, items: Iterable[tuple[Any, Any]]) -> str:
     finally:
         _repr_running.discard(key)
     return f"{name}({{{body}}})"
+
+
+def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy``: same type (pickling goes through `restore`, which may not be)."""
+    cls: Any = type(reg)
+    new = cls.__new__(cls)  # like copy's reconstruction: a subclass's __init__ is not called
+    memo[id(reg)] = new  # before the values, which may contain the registry itself
+    state = getattr(reg, "__dict__", None)
+    if state:
+        new.__dict__.update(copy.deepcopy(state, memo))
+    new.update([(key, copy.deepcopy(flow, memo)) for key, flow in reg.snapshot()])
+    return new
 
 
 def restore(name: str) -> Any:

@@ -48,6 +48,7 @@ from ._mapping import (
     RegistryItems,
     RegistryKeys,
     RegistryValues,
+    deepcopy_registry,
     id_error,
     items_equal,
     not_found,
@@ -1195,6 +1196,9 @@ cdef class _BaseRegistry:
 
     def __copy__(self):
         return self.copy()
+
+    def __deepcopy__(self, memo):
+        return deepcopy_registry(self, memo)
 
     @classmethod
     def fromkeys(cls, iterable, value=None, /):

@@ -35,6 +35,7 @@ from ._mapping import (
     RegistryKeys,
     RegistryValues,
     bits_for,
+    deepcopy_registry,
     id_error,
     items_equal,
     not_found,
@@ -424,7 +425,8 @@ class _BaseRegistry(_Storage):
             changes = dict(pairs)
             olds = [current[k] for k in changes if k in current]  # released after the lock
             added = [k for k in changes if k not in current]
-            self._version += 1
+            if added:  # replacing values does not invalidate iterators
+                self._version += 1
             self._apply(changes)
             for key in added:
                 self._pos[key] = len(self._keys)
@@ -438,6 +440,9 @@ class _BaseRegistry(_Storage):
 
     def __copy__(self) -> Any:
         return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return deepcopy_registry(self, memo)
 
     @classmethod
     def fromkeys(cls, iterable: Iterable[Any], value: Any = None, /) -> Any:
@@ -620,7 +625,7 @@ def _int64_buffer(fids: Any, width: int) -> list[Any] | None:
             return None
         if view.ndim != width or (width == 2 and view.shape[1] != 2):  # type: ignore[index]
             return None
-        values = view.cast("B").cast("q").tolist()
+        values = view.cast("B").cast("q").tolist() if view.nbytes else []
     if width == 1:
         return values
     return list(zip(values[::2], values[1::2], strict=True))

@@ -1,0 +1,693 @@
+"""The MutableMapping API of FlowRegistry and PairFlowRegistry, checked against dict semantics."""
+
+import collections.abc
+import gc
+import random
+import types
+import weakref
+from enum import IntEnum
+from types import MappingProxyType, SimpleNamespace
+
+import pytest
+
+from flowreg import FlowExists, FlowNotFound
+
+
+class Color(IntEnum):
+    RED = 1
+    BLUE = 7
+
+
+@pytest.fixture(params=["int", "pair"])
+def flavor(request, Registry, PairRegistry):
+    """A registry class and k(i), which makes its i-th id: i, or (i, -i) for pairs."""
+    if request.param == "int":
+        return SimpleNamespace(cls=Registry, k=lambda i: i)
+    return SimpleNamespace(cls=PairRegistry, k=lambda i: (i, -i))
+
+
+@pytest.fixture
+def abc(flavor):
+    """A registry holding k(1): 'a', k(2): 'b', k(3): 'c', inserted in that order."""
+    k = flavor.k
+    return flavor.cls({k(1): "a", k(2): "b", k(3): "c"})
+
+
+def keys_of(flavor, *ns):
+    return [flavor.k(n) for n in ns]
+
+
+# --- single-id operations
+
+
+def test_setitem_getitem_and_replace(flavor):
+    k, reg = flavor.k, flavor.cls()
+    reg[k(1)] = "a"
+    reg[k(2)] = "b"
+    reg[k(1)] = "z"  # replacing keeps the position
+    assert reg[k(1)] == "z"
+    assert reg[k(2)] == "b"
+    assert list(reg) == keys_of(flavor, 1, 2)
+    assert len(reg) == 2
+
+
+def test_getitem_missing_raises_keyerror(abc, flavor):
+    with pytest.raises(KeyError) as info:
+        abc[flavor.k(9)]
+    assert isinstance(info.value, FlowNotFound)
+    assert info.value.args[0] == flavor.k(9)
+
+
+def test_delitem(abc, flavor):
+    k = flavor.k
+    del abc[k(2)]
+    assert k(2) not in abc
+    assert len(abc) == 2
+    with pytest.raises(FlowNotFound):
+        del abc[k(2)]
+    assert len(abc) == 2
+
+
+def test_contains_len_bool(flavor):
+    k, reg = flavor.k, flavor.cls()
+    assert not reg
+    assert len(reg) == 0
+    assert k(1) not in reg
+    reg[k(1)] = None  # a stored None is still present
+    assert reg
+    assert len(reg) == 1
+    assert k(1) in reg
+    assert k(2) not in reg
+
+
+def test_get(abc, flavor):
+    k = flavor.k
+    assert abc.get(k(1)) == "a"
+    assert abc.get(k(9)) is None
+    sentinel = object()
+    assert abc.get(k(9), sentinel) is sentinel
+    assert abc.get("not an id", sentinel) is sentinel
+
+
+def test_pop(abc, flavor):
+    k = flavor.k
+    assert abc.pop(k(2)) == "b"
+    assert k(2) not in abc
+    assert abc.pop(k(2), "dflt") == "dflt"
+    assert abc.pop("not an id", "dflt") == "dflt"
+    with pytest.raises(FlowNotFound) as info:
+        abc.pop(k(2))
+    assert info.value.args[0] == k(2)
+    assert len(abc) == 2
+
+
+def test_popitem_is_lifo(abc, flavor):
+    k = flavor.k
+    abc[k(4)] = "d"
+    assert abc.popitem() == (k(4), "d")
+    assert abc.popitem() == (k(3), "c")
+    abc[k(5)] = "e"
+    assert [abc.popitem() for _ in range(3)] == [(k(5), "e"), (k(2), "b"), (k(1), "a")]
+    assert not abc
+
+
+def test_popitem_empty(flavor):
+    reg = flavor.cls()
+    with pytest.raises(KeyError) as info:
+        reg.popitem()
+    assert type(info.value) is KeyError
+    assert info.value.args[0] == f"popitem(): {flavor.cls.__name__} is empty"
+
+
+def test_setdefault(abc, flavor):
+    k = flavor.k
+    assert abc.setdefault(k(1), "x") == "a"
+    assert abc.setdefault(k(4), "d") == "d"
+    assert abc.setdefault(k(5)) is None
+    assert list(abc.items())[-2:] == [(k(4), "d"), (k(5), None)]
+    with pytest.raises(TypeError):
+        abc.setdefault("x", 1)
+    assert len(abc) == 5
+
+
+def test_clear(abc, flavor):
+    abc.clear()
+    assert len(abc) == 0
+    assert list(abc) == []
+    assert flavor.k(1) not in abc
+    abc[flavor.k(7)] = "g"  # usable afterwards
+    assert list(abc.items()) == [(flavor.k(7), "g")]
+
+
+def test_matches_dict_for_writes_without_deletes(flavor):
+    rng = random.Random(7)
+    reg, model = flavor.cls(), {}
+    for step in range(600):
+        key = flavor.k(rng.randrange(60))
+        if step % 3 == 0:
+            reg[key] = model[key] = step
+        elif step % 3 == 1:
+            assert reg.setdefault(key, step) == model.setdefault(key, step)
+        else:
+            batch = {flavor.k(rng.randrange(60)): step for _ in range(3)}
+            reg.update(batch)
+            model.update(batch)
+        assert len(reg) == len(model)
+    assert list(reg.items()) == list(model.items())
+    assert reg == model
+
+
+# --- update
+
+
+class KeysOnly:
+    """Not a Mapping: only the keys()/__getitem__ protocol dict.update uses."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def keys(self):
+        return list(self.data)
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+
+SOURCES = {
+    "dict": dict,
+    "pairs": lambda d: list(d.items()),
+    "tuple-of-lists": lambda d: tuple([k, v] for k, v in d.items()),
+    "iterator": lambda d: iter(d.items()),
+    "generator": lambda d: (pair for pair in d.items()),
+    "keys-protocol": KeysOnly,
+    "mappingproxy": MappingProxyType,
+}
+
+
+@pytest.mark.parametrize("wrap", SOURCES.values(), ids=SOURCES.keys())
+def test_update_sources(abc, flavor, wrap):
+    k = flavor.k
+    abc.update(wrap({k(2): "B", k(4): "d", k(5): "e"}))
+    assert list(abc.items()) == [(k(1), "a"), (k(2), "B"), (k(3), "c"), (k(4), "d"), (k(5), "e")]
+
+
+def test_update_from_registry(abc, flavor):
+    other = flavor.cls({flavor.k(3): "C", flavor.k(8): "h"})
+    abc.update(other)
+    assert list(abc.values()) == ["a", "b", "C", "h"]
+    assert list(other.items()) == [(flavor.k(3), "C"), (flavor.k(8), "h")]
+
+
+@pytest.mark.parametrize("name", ["FlowRegistry", "PairFlowRegistry"])
+def test_update_across_implementations(both, name):
+    c_reg, py_reg = getattr(both["c"], name)(), getattr(both["py"], name)()
+    k = (lambda i: (i, 0)) if name == "PairFlowRegistry" else (lambda i: i)
+    c_reg.update({k(1): "a", k(2): "b"})
+    py_reg.update({k(2): "B", k(3): "c"})
+    c_reg.update(py_reg)
+    py_reg.update(c_reg)
+    assert list(c_reg.items()) == [(k(1), "a"), (k(2), "B"), (k(3), "c")]
+    assert list(py_reg.items()) == [(k(2), "B"), (k(3), "c"), (k(1), "a")]
+    assert c_reg == py_reg
+
+
+def test_update_repeated_ids_last_wins_first_seen_order(flavor):
+    k, reg = flavor.k, flavor.cls()
+    reg.update([(k(5), 1), (k(3), 2), (k(5), 3), (k(4), 4), (k(3), 5)])
+    assert list(reg.items()) == [(k(5), 3), (k(3), 5), (k(4), 4)]
+
+
+def test_update_empty_and_no_argument(abc, flavor):
+    before = list(abc.items())
+    abc.update()
+    abc.update([])
+    abc.update({})
+    assert list(abc.items()) == before
+
+
+def test_update_kwargs_raise_typeerror(abc, flavor):
+    before = list(abc.items())
+    with pytest.raises(TypeError):
+        abc.update(x=1)
+    with pytest.raises(TypeError):
+        abc.update({flavor.k(9): 1}, x=1)
+    assert list(abc.items()) == before
+
+
+@pytest.mark.parametrize(
+    ("bad", "exc"),
+    [("x", TypeError), (1.5, TypeError), (None, TypeError), ("big", OverflowError)],
+)
+def test_update_is_failure_atomic(abc, flavor, bad, exc):
+    k = flavor.k
+    if bad == "big":
+        bad = 2**63 if flavor.cls.__name__ == "FlowRegistry" else (1, 2**63)
+    before = list(abc.items())
+    stats = abc.stats()
+    with pytest.raises(exc):
+        abc.update([(k(1), "new"), (k(4), "d"), (bad, "e"), (k(5), "f")])
+    assert list(abc.items()) == before
+    assert abc.stats()["inserts"] == stats["inserts"]
+    with pytest.raises(exc):
+        abc.update({k(6): "g", bad: "h"})
+    assert list(abc.items()) == before
+
+
+@pytest.mark.parametrize(("item", "exc"), [(5, TypeError), ((1,), ValueError), ((1, 2, 3), ValueError)])
+def test_update_bad_sequence_element(abc, flavor, item, exc):
+    before = list(abc.items())
+    with pytest.raises(exc, match="element #1"):
+        abc.update([(flavor.k(4), "d"), item])
+    assert list(abc.items()) == before
+
+
+# --- views
+
+
+def test_views_types_and_len(abc):
+    assert isinstance(abc.keys(), collections.abc.KeysView)
+    assert isinstance(abc.values(), collections.abc.ValuesView)
+    assert isinstance(abc.items(), collections.abc.ItemsView)
+    assert len(abc.keys()) == len(abc.values()) == len(abc.items()) == 3
+
+
+def test_views_are_live(abc, flavor):
+    keys, values, items = abc.keys(), abc.values(), abc.items()
+    abc[flavor.k(4)] = "d"
+    del abc[flavor.k(1)]
+    assert list(keys) == keys_of(flavor, 4, 2, 3)
+    assert list(values) == ["d", "b", "c"]
+    assert list(items) == [(flavor.k(4), "d"), (flavor.k(2), "b"), (flavor.k(3), "c")]
+
+
+def test_views_containment(abc, flavor):
+    k, keys = flavor.k, abc.keys()
+    assert k(1) in keys
+    assert k(9) not in keys
+    assert "x" not in keys
+    assert "b" in abc.values()
+    assert "z" not in abc.values()
+    assert (k(2), "b") in abc.items()
+    assert (k(2), "c") not in abc.items()
+    assert (k(9), "b") not in abc.items()
+    assert ("x", "b") not in abc.items()
+    assert k(2) not in abc.items()
+    assert (k(2), "b", 0) not in abc.items()
+
+
+def test_views_reversed(abc, flavor):
+    k = flavor.k
+    assert list(reversed(abc)) == keys_of(flavor, 3, 2, 1)
+    assert list(reversed(abc.keys())) == keys_of(flavor, 3, 2, 1)
+    assert list(reversed(abc.values())) == ["c", "b", "a"]
+    assert list(reversed(abc.items())) == [(k(3), "c"), (k(2), "b"), (k(1), "a")]
+
+
+def test_keys_set_operations(abc, flavor):
+    k = flavor.k
+    other = {k(2), k(3), k(9)}
+    assert abc.keys() & other == {k(2), k(3)}
+    assert abc.keys() | other == {k(1), k(2), k(3), k(9)}
+    assert abc.keys() - other == {k(1)}
+    assert abc.keys() ^ other == {k(1), k(9)}
+    assert abc.keys() == {k(1), k(2), k(3)}
+    assert abc.keys() <= {k(1), k(2), k(3), k(4)}
+    assert not abc.keys().isdisjoint(other)
+    assert abc.keys().isdisjoint({k(7)})
+    assert abc.keys() & {k(1): 0}.keys() == {k(1)}
+
+
+def test_items_set_operations(abc, flavor):
+    k = flavor.k
+    other = {(k(1), "a"), (k(2), "x")}
+    assert abc.items() & other == {(k(1), "a")}
+    assert abc.items() - other == {(k(2), "b"), (k(3), "c")}
+    assert abc.items() | {(k(9), "z")} == {(k(1), "a"), (k(2), "b"), (k(3), "c"), (k(9), "z")}
+    assert abc.items() == {k(1): "a", k(2): "b", k(3): "c"}.items()
+
+
+def test_views_repr(abc, flavor):
+    k = flavor.k
+    assert repr(abc.keys()) == f"RegistryKeys({[k(1), k(2), k(3)]!r})"
+    assert repr(abc.values()) == "RegistryValues(['a', 'b', 'c'])"
+    assert repr(abc.items()) == f"RegistryItems({[(k(1), 'a'), (k(2), 'b'), (k(3), 'c')]!r})"
+
+
+# --- copies and constructors
+
+
+def test_copy(abc, flavor):
+    value = ["shared"]
+    abc[flavor.k(4)] = value
+    dup = abc.copy()
+    assert type(dup) is flavor.cls
+    assert dup is not abc
+    assert list(dup.items()) == list(abc.items())
+    assert dup[flavor.k(4)] is value  # shallow
+    dup[flavor.k(5)] = "e"
+    del dup[flavor.k(1)]
+    assert flavor.k(5) not in abc
+    assert flavor.k(1) in abc
+
+
+def test_fromkeys(flavor):
+    k = flavor.k
+    reg = flavor.cls.fromkeys([k(3), k(1), k(3)])
+    assert type(reg) is flavor.cls
+    assert list(reg.items()) == [(k(3), None), (k(1), None)]
+    marker = object()
+    reg = flavor.cls.fromkeys(iter([k(2), k(4)]), marker)
+    assert reg[k(2)] is marker
+    assert reg[k(4)] is marker
+    with pytest.raises(TypeError):
+        flavor.cls.fromkeys([k(1), "x"])
+
+
+@pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())
+def test_constructor_sources(flavor, make):
+    k = flavor.k
+    data = {k(3): "c", k(1): "a", k(2): "b"}
+    reg = flavor.cls(make(data))
+    assert list(reg.items()) == list(data.items())
+    assert list(flavor.cls(reg).items()) == list(data.items())
+
+
+def test_constructor_capacity(flavor):
+    k = flavor.k
+    reg = flavor.cls({k(1): "a"}, capacity=50)
+    assert list(reg.items()) == [(k(1), "a")]
+    assert len(flavor.cls(capacity=0)) == 0
+    with pytest.raises(ValueError, match="capacity"):
+        flavor.cls(capacity=-1)
+    with pytest.raises(TypeError):
+        flavor.cls(capacity=5.0)
+    with pytest.raises(TypeError):
+        flavor.cls({}, 10)  # capacity is keyword-only
+
+
+def test_constructor_bad_ids(flavor):
+    with pytest.raises(TypeError):
+        flavor.cls({"x": 1})
+    with pytest.raises(TypeError):
+        flavor.cls([(flavor.k(1), "a"), (None, "b")])
+
+
+# --- operators
+
+
+def test_or(abc, flavor):
+    k = flavor.k
+    before = list(abc.items())
+    new = abc | {k(2): "B", k(4): "d"}
+    assert type(new) is flavor.cls
+    assert list(new.items()) == [(k(1), "a"), (k(2), "B"), (k(3), "c"), (k(4), "d")]
+    assert list(abc.items()) == before
+    new = abc | flavor.cls({k(5): "e"})
+    assert list(new) == keys_of(flavor, 1, 2, 3, 5)
+
+
+def test_ror(abc, flavor):
+    k = flavor.k
+    new = {k(3): "C", k(8): "h"} | abc
+    assert type(new) is flavor.cls
+    assert list(new.items()) == [(k(3), "c"), (k(8), "h"), (k(1), "a"), (k(2), "b")]
+    new = MappingProxyType({k(9): "i"}) | abc
+    assert type(new) is flavor.cls
+    assert list(new) == keys_of(flavor, 9, 1, 2, 3)
+
+
+def test_ior(abc, flavor):
+    k = flavor.k
+    alias = abc
+    abc |= {k(4): "d"}
+    abc |= [(k(1), "A"), (k(5), "e")]
+    assert abc is alias
+    assert list(abc.items()) == [(k(1), "A"), (k(2), "b"), (k(3), "c"), (k(4), "d"), (k(5), "e")]
+
+
+@pytest.mark.parametrize("other", [[(1, 2)], 5, "ab", None])
+def test_or_with_non_mapping_raises(abc, other):
+    with pytest.raises(TypeError):
+        abc | other
+    with pytest.raises(TypeError):
+        other | abc
+
+
+def test_equality(abc, flavor):
+    k = flavor.k
+    same = {k(3): "c", k(1): "a", k(2): "b"}
+    assert abc == same
+    assert same == abc
+    assert (abc != same) is False
+    assert abc == MappingProxyType(same)
+    assert abc == flavor.cls(same)  # order does not matter
+    assert abc == KeysOnlyMapping(same)
+    assert abc != {k(1): "a", k(2): "b", k(3): "X"}
+    assert abc != {k(1): "a", k(2): "b"}
+    assert abc != {k(1): "a", k(2): "b", k(4): "c"}
+    assert flavor.cls() == {}
+    assert abc != {}
+
+
+@pytest.mark.parametrize("other", [[("x", 1)], 3, None, "abc", {1, 2, 3}])
+def test_equality_with_non_mappings(flavor, other):
+    reg = flavor.cls()
+    assert not reg == other  # noqa: SIM201
+    assert reg != other
+    assert reg.__eq__(other) is NotImplemented
+
+
+class KeysOnlyMapping(collections.abc.Mapping):
+    """A Mapping that is neither a dict nor a registry."""
+
+    def __init__(self, data):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+
+def test_unhashable(abc):
+    with pytest.raises(TypeError):
+        hash(abc)
+    assert abc.__hash__ is None
+
+
+def test_abc_registration_and_generic_alias(flavor):
+    reg = flavor.cls()
+    assert isinstance(reg, collections.abc.MutableMapping)
+    assert isinstance(reg, collections.abc.Mapping)
+    alias = flavor.cls[str]
+    assert isinstance(alias, types.GenericAlias)
+    assert alias.__origin__ is flavor.cls
+    assert alias.__args__ == (str,)
+
+
+def test_weakref(flavor):
+    reg = flavor.cls({flavor.k(1): "a"})
+    ref = weakref.ref(reg)
+    assert ref() is reg
+    del reg
+    gc.collect()
+    assert ref() is None
+
+
+# --- subclasses
+
+
+def test_subclass_keeps_type_and_attributes(flavor):
+    class Sub(flavor.cls):
+        def describe(self):
+            return f"{len(self)} flows"
+
+    sub = Sub({flavor.k(1): "a"})
+    sub.label = "mine"
+    assert sub.describe() == "1 flows"
+    assert sub.label == "mine"
+    assert type(sub.copy()) is Sub
+    assert type(Sub.fromkeys([flavor.k(2)])) is Sub
+    assert type(sub | {}) is Sub
+    assert type({} | sub) is Sub
+
+
+@pytest.fixture
+def Missing(Registry):
+    class Missing(Registry):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.asked = []
+
+        def __missing__(self, key):
+            self.asked.append(key)
+            return ("default", key)
+
+    return Missing
+
+
+@pytest.mark.parametrize("key", [5, True, Color.BLUE, "x", 1.0, 2**70])
+def test_missing_gets_key_as_passed(Missing, key):
+    reg = Missing({3: "c"})
+    assert reg[key] == ("default", key)
+    assert reg.asked[0] is key
+    assert type(reg.asked[0]) is type(key)
+    assert key not in reg  # __missing__ does not store
+
+
+def test_missing_not_called_for_present_ids(Missing):
+    reg = Missing({1: "a", 7: "g"})
+    assert reg[True] == "a"
+    assert reg[Color.BLUE] == "g"
+    assert reg.asked == []
+
+
+def test_missing_only_used_by_getitem(Missing):
+    reg = Missing({3: "c"})
+    assert reg.get(5) is None
+    assert 5 not in reg
+    assert reg.pop(5, "dflt") == "dflt"
+    with pytest.raises(FlowNotFound):
+        reg.switch_flow(5)
+    with pytest.raises(FlowNotFound):
+        reg.pop(5)
+    with pytest.raises(FlowNotFound):
+        del reg[5]
+    with pytest.raises(FlowNotFound):
+        reg.get_many([5])
+    assert (5, ("default", 5)) not in reg.items()
+    assert reg.asked == []
+
+
+# --- iteration while changing
+
+
+ITERATORS = {
+    "registry": iter,
+    "keys": lambda r: iter(r.keys()),
+    "values": lambda r: iter(r.values()),
+    "items": lambda r: iter(r.items()),
+    "reversed": reversed,
+    "reversed-keys": lambda r: reversed(r.keys()),
+    "reversed-values": lambda r: reversed(r.values()),
+    "reversed-items": lambda r: reversed(r.items()),
+}
+
+KEY_SET_CHANGES = {
+    "setitem-new": lambda r, k: r.__setitem__(k(9), "i"),
+    "delitem": lambda r, k: r.__delitem__(k(2)),
+    "pop": lambda r, k: r.pop(k(1)),
+    "popitem": lambda r, k: r.popitem(),
+    "clear": lambda r, k: r.clear(),
+    "setdefault-new": lambda r, k: r.setdefault(k(9)),
+    "update-new": lambda r, k: r.update({k(9): "i"}),
+    "create_flow": lambda r, k: r.create_flow(k(9), "i"),
+    "delete_flow": lambda r, k: r.delete_flow(k(3)),
+    "delete_many": lambda r, k: r.delete_many([k(2)]),
+    "insert-then-delete": lambda r, k: (r.__setitem__(k(9), "i"), r.__delitem__(k(9))),
+}
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+@pytest.mark.parametrize("change", KEY_SET_CHANGES.values(), ids=KEY_SET_CHANGES.keys())
+def test_iteration_detects_key_set_change(abc, flavor, make_iter, change):
+    it = make_iter(abc)
+    next(it)
+    change(abc, flavor.k)
+    with pytest.raises(RuntimeError, match="changed during iteration"):
+        next(it)
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+def test_iteration_detects_change_before_first_next(abc, flavor, make_iter):
+    it = make_iter(abc)
+    abc[flavor.k(9)] = "i"
+    with pytest.raises(RuntimeError, match="changed during iteration"):
+        next(it)
+
+
+def failed_create(reg, key):
+    with pytest.raises(FlowExists):
+        reg.create_flow(key, "x")
+
+
+VALUE_CHANGES = {
+    "setitem-existing": lambda r, k: r.__setitem__(k(3), "C"),
+    "update-existing": lambda r, k: r.update({k(3): "C"}),
+    "ior-existing": lambda r, k: r.__ior__([(k(3), "C")]),
+    "setdefault-existing": lambda r, k: r.setdefault(k(3), "unused"),
+    "failed-create_flow": lambda r, k: failed_create(r, k(3)),
+    "failed-pop": lambda r, k: r.pop(k(9), None),
+    "failed-delete_many": lambda r, k: r.delete_many([k(9)]),
+}
+
+
+@pytest.mark.parametrize("change", VALUE_CHANGES.values(), ids=VALUE_CHANGES.keys())
+def test_iteration_survives_value_replacement(abc, flavor, change):
+    it = iter(abc.items())
+    first = next(it)
+    change(abc, flavor.k)
+    rest = list(it)
+    assert [first, *rest] == list(abc.items())
+    assert len(rest) == 2
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+def test_exhausted_iterator_stays_exhausted(abc, flavor, make_iter):
+    it = make_iter(abc)
+    assert len(list(it)) == 3
+    abc[flavor.k(9)] = "i"
+    with pytest.raises(StopIteration):
+        next(it)
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_empty_iteration(flavor):
+    reg = flavor.cls()
+    for make_iter in ITERATORS.values():
+        assert list(make_iter(reg)) == []
+
+
+# --- dense order
+
+
+def test_delete_moves_last_into_hole(flavor):
+    k = flavor.k
+    reg = flavor.cls.fromkeys(keys_of(flavor, 1, 2, 3, 4, 5))
+    del reg[k(2)]
+    assert list(reg) == keys_of(flavor, 1, 5, 3, 4)
+    reg.pop(k(1))
+    assert list(reg) == keys_of(flavor, 4, 5, 3)
+    del reg[k(3)]  # the last one: nothing moves
+    assert list(reg) == keys_of(flavor, 4, 5)
+    reg[k(6)] = None
+    assert list(reg) == keys_of(flavor, 4, 5, 6)
+    assert reg.popitem()[0] == k(6)
+    reg.delete_flow(k(4))
+    assert list(reg) == keys_of(flavor, 5)
+
+
+def test_dense_order_matches_swap_with_last_model(flavor):
+    rng = random.Random(2024)
+    reg, model = flavor.cls(), []  # model: the ids in dense order
+    for step in range(3000):
+        key, op = flavor.k(rng.randrange(40)), rng.randrange(5)
+        if op < 2:
+            reg[key] = step
+            if key not in model:
+                model.append(key)
+        elif op < 4:
+            assert (reg.pop(key, None) is not None) == (key in model)
+            if key in model:
+                i = model.index(key)
+                model[i] = model[-1]
+                model.pop()
+        elif model:
+            assert reg.popitem()[0] == model.pop()
+        assert list(reg) == model
+    assert list(reversed(reg)) == model[::-1]

@@ -1,0 +1,540 @@
+"""stats() counters, pickling, copying, repr and __sizeof__."""
+
+import asyncio
+import copy
+import pickle
+import random
+import sys
+from array import array
+from types import SimpleNamespace
+
+import pytest
+
+import flowreg
+from flowreg import FlowExists, FlowNotFound
+
+COUNTERS = ("lookups", "hits", "misses", "hot_hits", "inserts", "deletes", "resizes")
+PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
+
+
+def expected_capacity(n):
+    """Ids the smallest table (8 slots or more, load <= 1/2) holding n ids can take."""
+    bits = 3
+    while 2**bits // 2 < n:
+        bits += 1
+    return 2**bits // 2
+
+
+def counts(reg, *names):
+    stats = reg.stats()
+    return tuple(stats[name] for name in names)
+
+
+@pytest.fixture(params=["int", "pair"])
+def flavor(request, Registry, PairRegistry):
+    if request.param == "int":
+        return SimpleNamespace(cls=Registry, k=lambda i: i)
+    return SimpleNamespace(cls=PairRegistry, k=lambda i: (i, -i))
+
+
+@pytest.fixture
+def selected(impl, monkeypatch):
+    """Make the implementation under test the one flowreg exports (what unpickling builds)."""
+    monkeypatch.setattr(flowreg, "FlowRegistry", impl.FlowRegistry)
+    monkeypatch.setattr(flowreg, "PairFlowRegistry", impl.PairFlowRegistry)
+    return impl
+
+
+# --- stats()
+
+
+def test_fresh_stats(flavor):
+    assert flavor.cls().stats() == {
+        "size": 0,
+        "capacity": 4,
+        "lookups": 0,
+        "hits": 0,
+        "misses": 0,
+        "hot_hits": 0,
+        "inserts": 0,
+        "deletes": 0,
+        "resizes": 0,
+    }
+
+
+def test_lookup_counting(Registry):
+    reg = Registry({1: "a", 2: "b"})
+    reg[1] = "A"  # a replacement: not an insert, not a lookup
+    assert reg[1] == "A"  # hit
+    with pytest.raises(FlowNotFound):
+        reg[3]  # miss
+    reg.get(2)  # hit
+    reg.get(3)  # miss
+    reg.get("x")  # miss
+    assert 1 in reg  # hit
+    assert "x" not in reg  # miss
+    reg.switch_flow(1)  # hit
+    reg.switch_flow(1)  # hit, hot
+    with pytest.raises(FlowNotFound):
+        reg.switch_flow(9)  # miss
+    assert counts(reg, "lookups", "hits", "misses", "hot_hits") == (10, 5, 5, 1)
+    reg.get_many([1, 2, 3], default=None)  # 2 hits, 1 miss
+    with pytest.raises(FlowNotFound):
+        reg.get_many([1, 3, 2, 4])  # counted up to the first miss: 1 hit, 1 miss
+    reg.contains_many([1, 3, 2])  # 2 hits, 1 miss
+    reg.contains_many(array("q", [1, 5]))  # 1 hit, 1 miss
+    assert counts(reg, "lookups", "hits", "misses") == (20, 11, 9)
+    reg.get_or_create(1, str)  # hit
+    reg.get_or_create(7, str)  # miss (and an insert)
+
+    async def make(fid):
+        return f"async {fid}"
+
+    asyncio.run(reg.aget_or_create(1, make))  # hit
+    asyncio.run(reg.aget_or_create(8, make))  # miss (and an insert)
+    assert reg.stats() == {
+        "size": 4,
+        "capacity": 4,
+        "lookups": 24,
+        "hits": 13,
+        "misses": 11,
+        "hot_hits": 1,
+        "inserts": 4,
+        "deletes": 0,
+        "resizes": 0,
+    }
+
+
+def test_get_many_without_default_counts_every_id_when_all_present(Registry):
+    reg = Registry.fromkeys(range(10))
+    reg.get_many(array("q", range(10)))
+    reg.get_many(list(range(5)))
+    assert counts(reg, "lookups", "hits", "misses") == (15, 15, 0)
+    with pytest.raises(FlowNotFound):
+        reg.get_many(array("q", [50, 1, 2]))
+    assert counts(reg, "lookups", "hits", "misses") == (16, 15, 1)
+
+
+def test_operations_that_are_not_lookups(flavor):
+    k = flavor.k
+    reg = flavor.cls({k(1): "a", k(2): "b", k(3): "c"})
+    other = flavor.cls({k(1): "a"})
+    reg.setdefault(k(1))
+    reg.setdefault(k(4))
+    reg.update({k(5): "e"})
+    reg.create_flow(k(6), "f")
+    with pytest.raises(FlowExists):
+        reg.create_flow(k(6), "f")
+    reg.pop(k(6))
+    reg.pop(k(6), None)
+    del reg[k(5)]
+    reg.delete_flow(k(4))
+    reg.delete_many([k(3), k(9)])
+    reg.popitem()
+    reg[k(7)] = "g"
+    list(reg), list(reg.keys()), list(reg.values()), list(reg.items()), list(reversed(reg))
+    len(reg), repr(reg), reg.ids(), reg.snapshot(), reg.copy(), pickle.dumps(reg)
+    assert reg != other
+    assert counts(reg, "lookups", "hits", "misses", "hot_hits") == (0, 0, 0, 0)
+
+
+def test_insert_and_delete_counting(flavor):
+    k = flavor.k
+    reg = flavor.cls()
+    reg[k(1)] = "a"
+    reg[k(1)] = "b"  # replacement
+    reg.setdefault(k(2))
+    reg.setdefault(k(2))  # present
+    reg.create_flow(k(3), "c")
+    with pytest.raises(FlowExists):
+        reg.create_flow(k(3), "c")
+    reg.update({k(3): "C", k(4): "d", k(5): "e"})  # 2 new
+    reg.update([(k(6), 1), (k(6), 2)])  # 1 new
+    reg |= {k(7): "g"}
+    with pytest.raises(TypeError):
+        reg.update([(k(8), "h"), ("bad", "i")])  # atomic: nothing counted
+    reg.get_or_create(k(8), lambda fid: "h")
+    assert counts(reg, "size", "inserts", "deletes") == (8, 8, 0)
+    del reg[k(1)]
+    reg.pop(k(2))
+    reg.pop(k(2), None)  # absent
+    reg.popitem()
+    reg.delete_flow(k(3))
+    with pytest.raises(FlowNotFound):
+        reg.delete_flow(k(3))
+    assert reg.delete_many([k(4), k(4), k(99), "x"]) == 1
+    assert counts(reg, "size", "inserts", "deletes") == (3, 8, 5)
+    reg.clear()  # counts every id it removed
+    assert counts(reg, "size", "inserts", "deletes") == (0, 8, 8)
+    reg.clear()
+    assert counts(reg, "deletes") == (8,)
+
+
+def test_constructors_count_inserts(flavor):
+    k = flavor.k
+    assert flavor.cls.fromkeys([k(1), k(2), k(2), k(3)]).stats()["inserts"] == 3
+    assert flavor.cls([(k(1), 1), (k(1), 2)]).stats()["inserts"] == 1
+    reg = flavor.cls({k(1): 1, k(2): 2})
+    reg.get(k(1))
+    dup = reg.copy()
+    assert counts(dup, "inserts", "lookups", "size") == (2, 0, 2)
+
+
+# --- hot_hits
+
+
+def test_hot_hits_repeat_of_last_switch(flavor):
+    k = flavor.k
+    reg = flavor.cls.fromkeys([k(1), k(2), k(3)], "v")
+    s = reg.switch_flow
+    s(k(1))
+    s(k(1))
+    assert counts(reg, "hot_hits", "hits") == (1, 2)
+    s(k(2))
+    s(k(2))
+    s(k(1))
+    assert counts(reg, "hot_hits") == (2,)
+    reg[k(2)], reg.get(k(2)), k(2) in reg, reg.get_many([k(2)]), reg.contains_many([k(3)])
+    s(k(1))  # other kinds of lookup do not change the hot id
+    assert counts(reg, "hot_hits") == (3,)
+    with pytest.raises(FlowNotFound):
+        s(k(99))  # a miss does not change it either
+    with pytest.raises(FlowNotFound):
+        s("x")
+    s(k(1))
+    assert counts(reg, "hot_hits") == (4,)
+    reg[k(1)] = "new value"  # a replacement is not a delete
+    assert s(k(1)) == "new value"
+    assert counts(reg, "lookups", "hits", "misses", "hot_hits") == (15, 13, 2, 5)
+
+
+def test_hot_id_survives_being_moved(flavor):
+    k = flavor.k
+    reg = flavor.cls.fromkeys([k(1), k(2), k(3), k(4)], "v")
+    reg.switch_flow(k(4))
+    del reg[k(1)]  # 4 moves into the hole at the front
+    assert next(iter(reg)) == k(4)
+    reg.switch_flow(k(4))
+    assert counts(reg, "hot_hits") == (1,)
+    reg[k(5)] = "v"
+    reg.delete_many([k(2), k(3)])
+    reg.popitem()
+    assert reg.switch_flow(k(4)) == "v"
+    assert counts(reg, "hot_hits") == (2,)
+
+
+REMOVALS = {
+    "del": lambda r, key: r.__delitem__(key),
+    "pop": lambda r, key: r.pop(key),
+    "delete_flow": lambda r, key: r.delete_flow(key),
+    "delete_many": lambda r, key: r.delete_many([key]),
+    "popitem": lambda r, key: r.popitem(),
+    "clear": lambda r, key: r.clear(),
+}
+
+
+@pytest.mark.parametrize("remove", REMOVALS.values(), ids=REMOVALS.keys())
+def test_hot_id_forgotten_after_delete(flavor, remove):
+    k = flavor.k
+    reg = flavor.cls.fromkeys([k(2), k(1)], "v")  # k(1) is last: what popitem takes
+    reg.switch_flow(k(1))
+    remove(reg, k(1))
+    assert k(1) not in reg
+    reg[k(1)] = "again"
+    assert reg.switch_flow(k(1)) == "again"
+    assert counts(reg, "hot_hits") == (0,)
+    reg.switch_flow(k(1))
+    assert counts(reg, "hot_hits") == (1,)
+
+
+# --- capacity and resizes
+
+
+def test_growth_one_insert_at_a_time(flavor):
+    reg, resizes, capacity = flavor.cls(), 0, 4
+    for i in range(1, 301):
+        reg[flavor.k(i)] = i
+        if expected_capacity(i) != capacity:
+            capacity, resizes = expected_capacity(i), resizes + 1
+        assert counts(reg, "size", "capacity", "resizes") == (i, capacity, resizes)
+    assert counts(reg, "capacity", "resizes") == (512, 7)
+    reg.delete_many([flavor.k(i) for i in range(1, 291)])
+    assert counts(reg, "size", "capacity") == (10, 512)  # deleting never shrinks
+    reg.clear()
+    assert counts(reg, "size", "capacity", "resizes") == (0, 4, 7)
+    for i in range(5):
+        reg[flavor.k(i)] = i
+    assert counts(reg, "capacity", "resizes") == (8, 8)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 100, 1000, 5000])
+def test_capacity_presizes(flavor, n):
+    reg = flavor.cls(capacity=n)
+    assert counts(reg, "size", "capacity") == (0, expected_capacity(n))
+    resizes = reg.stats()["resizes"]
+    for i in range(n):
+        reg[flavor.k(i)] = i
+    assert counts(reg, "size", "capacity", "resizes") == (n, expected_capacity(n), resizes)
+    reg[flavor.k(-1)] = "one more"
+    grew = expected_capacity(n + 1) != expected_capacity(n)
+    assert counts(reg, "capacity", "resizes") == (expected_capacity(n + 1), resizes + grew)
+
+
+def test_bulk_update_grows_to_fit(flavor):
+    reg = flavor.cls()
+    reg.update((flavor.k(i), i) for i in range(100))
+    assert counts(reg, "size", "capacity") == (100, 128)
+    assert 1 <= reg.stats()["resizes"] <= 5
+    big = flavor.cls((flavor.k(i), i) for i in range(1000))
+    assert counts(big, "size", "capacity") == (1000, 1024)
+
+
+def test_reset_stats(flavor):
+    k = flavor.k
+    reg = flavor.cls()
+    for i in range(20):
+        reg[k(i)] = i
+    reg.switch_flow(k(1))
+    reg.switch_flow(k(1))
+    reg.get(k(99))
+    del reg[k(3)]
+    before = reg.stats()
+    assert all(before[name] for name in COUNTERS)
+    reg.reset_stats()
+    after = reg.stats()
+    assert {name: after[name] for name in COUNTERS} == dict.fromkeys(COUNTERS, 0)
+    assert (after["size"], after["capacity"]) == (before["size"], before["capacity"]) == (19, 32)
+    reg.get(k(1))
+    assert counts(reg, "lookups", "hits") == (1, 1)
+
+
+@pytest.mark.parametrize("pair", [False, True], ids=["int", "pair"])
+def test_both_implementations_count_identically(both, pair):
+    name = "PairFlowRegistry" if pair else "FlowRegistry"
+    regs = [getattr(both[impl], name)() for impl in ("c", "py")]
+    rng = random.Random(99)
+    k = (lambda i: (i, i % 3)) if pair else (lambda i: i)
+
+    def step(reg, op, key, keys, coin):
+        if op == 0:
+            reg[key] = op
+        elif op == 1:
+            return reg.get(key)
+        elif op == 2:
+            return reg.pop(key, None)
+        elif op == 3:
+            try:
+                return reg.switch_flow(key)
+            except FlowNotFound as err:
+                return ("missing", err.args[0])
+        elif op == 4:
+            return reg.contains_many(keys)
+        elif op == 5:
+            return reg.delete_many(keys)
+        elif op == 6:
+            try:
+                return reg.get_many(keys)
+            except FlowNotFound as err:
+                return ("missing", err.args[0])
+        elif op == 7:
+            reg.update((other, op) for other in keys)
+        elif op == 8:
+            return reg.setdefault(key, "d")
+        elif op == 9 and len(reg):
+            return reg.popitem()
+        elif op == 10:
+            return key in reg
+        elif op == 11 and coin < 0.05:
+            reg.clear()
+        return None
+
+    for _ in range(3000):
+        op, key = rng.randrange(12), k(rng.randrange(80))
+        keys = [k(rng.randrange(80)) for _ in range(rng.randrange(6))]
+        coin = rng.random()
+        results = [step(reg, op, key, keys, coin) for reg in regs]
+        assert results[0] == results[1]
+        assert regs[0].stats() == regs[1].stats()
+        assert list(regs[0].items()) == list(regs[1].items())
+    assert regs[0].stats()["lookups"] > 0
+    assert regs[0].stats()["hot_hits"] > 0
+
+
+# --- pickle
+
+
+def shuffled(flavor):
+    """A registry whose dense order is not its insertion or sorted order."""
+    reg = flavor.cls.fromkeys([flavor.k(i) for i in range(10)])
+    for i in (2, 7, 0):
+        del reg[flavor.k(i)]
+    for i, key in enumerate(reg):
+        reg[key] = [i]
+    return reg
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_pickle_round_trip(selected, flavor, protocol):
+    reg = shuffled(flavor)
+    loaded = pickle.loads(pickle.dumps(reg, protocol))
+    assert type(loaded) is flavor.cls
+    assert list(loaded.items()) == list(reg.items())
+    assert loaded.stats()["size"] == len(reg)
+    empty = pickle.loads(pickle.dumps(flavor.cls(), protocol))
+    assert type(empty) is flavor.cls
+    assert len(empty) == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_pickle_shared_and_self_references(selected, Registry, protocol):
+    shared = ["shared"]
+    reg = Registry({1: shared, 2: shared})
+    reg[3] = reg
+    loaded = pickle.loads(pickle.dumps(reg, protocol))
+    assert loaded[1] is loaded[2]
+    assert loaded[1] == ["shared"]
+    assert loaded[3] is loaded
+    assert list(loaded) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize(("made_by", "loaded_by"), [("c", "py"), ("py", "c"), ("c", "c"), ("py", "py")])
+@pytest.mark.parametrize("name", ["FlowRegistry", "PairFlowRegistry"])
+def test_pickle_loads_under_the_other_implementation(both, monkeypatch, name, made_by, loaded_by, protocol):
+    k = (lambda i: (i, 2 * i)) if name == "PairFlowRegistry" else (lambda i: i)
+    reg = getattr(both[made_by], name).fromkeys([k(i) for i in range(6)], "v")
+    del reg[k(1)]
+    reg[k(3)] = {"state": 3}
+    data = pickle.dumps(reg, protocol)
+    assert b"_registry_py" not in data
+    assert b"flowreg._registry" not in data
+    target = getattr(both[loaded_by], name)
+    monkeypatch.setattr(flowreg, name, target)
+    loaded = pickle.loads(data)
+    assert type(loaded) is target
+    assert list(loaded.items()) == list(reg.items())
+    assert list(loaded) == [k(0), k(5), k(2), k(3), k(4)]
+
+
+def make_subclass(base):
+    """A subclass pickle can find: a global of this module."""
+    name = f"Sub{base.__name__}_{base.__module__.replace('.', '_')}"
+    if name not in globals():
+        globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
+    return globals()[name]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_subclass_pickle_keeps_class_and_dict(flavor, protocol):
+    Sub = make_subclass(flavor.cls)
+    reg = Sub(shuffled(flavor))
+    reg.label = "mine"
+    reg.extra = {"n": 1}
+    loaded = pickle.loads(pickle.dumps(reg, protocol))
+    assert type(loaded) is Sub
+    assert loaded.label == "mine"
+    assert loaded.extra == {"n": 1}
+    assert list(loaded.items()) == list(reg.items())
+
+
+# --- copy
+
+
+def test_copy_copy(flavor):
+    reg = shuffled(flavor)
+    dup = copy.copy(reg)
+    assert type(dup) is flavor.cls
+    assert dup is not reg
+    assert list(dup.items()) == list(reg.items())
+    assert all(dup[key] is value for key, value in reg.items())
+    dup.popitem()
+    assert len(reg) == len(dup) + 1
+
+
+def test_copy_deepcopy(flavor):
+    reg = shuffled(flavor)
+    dup = copy.deepcopy(reg)
+    assert type(dup) is flavor.cls
+    assert list(dup.items()) == list(reg.items())
+    assert all(dup[key] is not value for key, value in reg.items())  # the lists were copied
+
+
+def test_deepcopy_self_reference(Registry):
+    reg = Registry({1: "a"})
+    reg[2] = reg
+    reg[3] = [reg]
+    dup = copy.deepcopy(reg)
+    assert dup is not reg
+    assert dup[2] is dup
+    assert dup[3][0] is dup
+    assert list(dup) == [1, 2, 3]
+    holder = copy.deepcopy([reg, reg])
+    assert holder[0] is holder[1]
+
+
+def test_subclass_copy_and_deepcopy(flavor):
+    Sub = make_subclass(flavor.cls)
+    reg = Sub({flavor.k(1): ["a"]})
+    reg.label = "mine"
+    assert type(copy.copy(reg)) is Sub
+    deep = copy.deepcopy(reg)
+    assert type(deep) is Sub
+    assert deep.label == "mine"
+    assert deep[flavor.k(1)] == ["a"]
+
+
+# --- repr
+
+
+def test_repr(Registry, PairRegistry):
+    assert repr(Registry()) == "FlowRegistry({})"
+    assert repr(PairRegistry()) == "PairFlowRegistry({})"
+    assert repr(Registry({1: "a", -2: None, 2**63 - 1: 1.5})) == (
+        "FlowRegistry({1: 'a', -2: None, 9223372036854775807: 1.5})"
+    )
+    assert repr(PairRegistry({(1, 2): "a", (-3, 4): [5]})) == "PairFlowRegistry({(1, 2): 'a', (-3, 4): [5]})"
+
+
+def test_repr_follows_dense_order(Registry):
+    reg = Registry.fromkeys([1, 2, 3], 0)
+    del reg[1]
+    assert repr(reg) == "FlowRegistry({3: 0, 2: 0})"
+
+
+def test_repr_nested_and_recursive(Registry, PairRegistry):
+    inner = PairRegistry({(1, 2): "x"})
+    outer = Registry({1: inner, 2: Registry()})
+    assert repr(outer) == "FlowRegistry({1: PairFlowRegistry({(1, 2): 'x'}), 2: FlowRegistry({})})"
+    reg = Registry({1: "a"})
+    reg[2] = reg
+    assert repr(reg) == "FlowRegistry({1: 'a', 2: FlowRegistry({...})})"
+    a, b = Registry(), Registry()
+    a[1], b[1] = b, a
+    assert repr(a) == "FlowRegistry({1: FlowRegistry({1: FlowRegistry({...})})})"
+    inner[(0, 0)] = [inner, outer]
+    assert repr(inner) == (
+        "PairFlowRegistry({(1, 2): 'x', (0, 0): [PairFlowRegistry({...}), "
+        "FlowRegistry({1: PairFlowRegistry({...}), 2: FlowRegistry({})})]})"
+    )
+
+
+def test_repr_of_subclass_uses_its_name(flavor):
+    class Custom(flavor.cls):
+        pass
+
+    assert repr(Custom({flavor.k(1): 1})) == f"Custom({{{flavor.k(1)!r}: 1}})"
+
+
+# --- __sizeof__
+
+
+def test_sizeof_grows_with_size(flavor):
+    reg = flavor.cls()
+    sizes = [sys.getsizeof(reg)]
+    for n in (10, 1000, 20000):
+        reg.update((flavor.k(i), None) for i in range(n))
+        sizes.append(sys.getsizeof(reg))
+    assert sizes == sorted(sizes)
+    assert sizes[0] < sizes[2] < sizes[3]
+    assert sizes[3] - sizes[0] >= 20000 * 8  # at least an id's worth of bytes per entry
+    assert reg.__sizeof__() > 0
