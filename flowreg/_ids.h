@@ -55,6 +55,19 @@ static inline int fr_long_as_i64(PyObject *o, int64_t *out) {
 #define FR_GOLDEN 0x9E3779B97F4A7C15ULL
 #define FR_MIX 0xBF58476D1CE4E5B9ULL
 
+/* A hint to start fetching a cache line; no-op where the compiler has none. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define FR_PREFETCH(p) __builtin_prefetch(p)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#  include <xmmintrin.h>
+#  define FR_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#elif defined(_MSC_VER) && defined(_M_ARM64)
+#  include <intrin.h>
+#  define FR_PREFETCH(p) __prefetch(p)
+#else
+#  define FR_PREFETCH(p) ((void)(p))
+#endif
+
 #ifdef Py_GIL_DISABLED
 /* Free-threaded: counters and the hot slot are touched by concurrent readers. */
 #  define FR_FREE_THREADED 1

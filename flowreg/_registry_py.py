@@ -203,8 +203,14 @@ class _BaseRegistry(_Storage):
             raise id_error(fid, code, self._pair)
         return key
 
-    def _not_found(self, fid: Any) -> Exception:
-        return not_found(fid, not self._convert(fid)[0], self._pair)
+    @staticmethod
+    def _storable(key: Any) -> bool:
+        """Whether a key from `_convert` (or an exact int taken as is) can be stored."""
+        return key is not None and _INT64_MIN <= key <= _INT64_MAX
+
+    def _not_found(self, fid: Any, key: Any) -> Exception:
+        # `key` is fid converted once: converting again would run its __index__ twice
+        return not_found(fid, self._storable(key), self._pair)
 
     # --- reads of one id
 
@@ -220,8 +226,9 @@ class _BaseRegistry(_Storage):
         return False
 
     def __getitem__(self, fid: Any) -> Any:
+        key = fid if type(fid) is int else self._convert(fid)[1]  # before reading _map
         try:
-            flow = self._map[fid if type(fid) is int else self._convert(fid)[1]]
+            flow = self._map[key]
         except KeyError:
             pass
         else:
@@ -231,12 +238,13 @@ class _BaseRegistry(_Storage):
         missing = getattr(type(self), "__missing__", None)
         if missing is not None:
             return missing(self, fid)
-        raise self._not_found(fid)
+        raise self._not_found(fid, key)
 
     def get(self, fid: Any, default: Any = None, /) -> Any:
         """Return the flow stored under fid, or default."""
+        key = fid if type(fid) is int else self._convert(fid)[1]  # before reading _map
         try:
-            flow = self._map[fid if type(fid) is int else self._convert(fid)[1]]
+            flow = self._map[key]
         except KeyError:
             self._misses += 1
             return default
@@ -250,7 +258,7 @@ class _BaseRegistry(_Storage):
             flow = self._map[key]
         except KeyError:
             self._misses += 1
-            raise self._not_found(fid) from None
+            raise self._not_found(fid, key) from None
         self._hits += 1
         if key == self._hot:
             self._hot_hits += 1
@@ -334,10 +342,7 @@ class _BaseRegistry(_Storage):
 
     def delete_flow(self, fid: Any) -> Any:
         """Remove fid and return its flow; FlowNotFound if absent."""
-        flow = _BaseRegistry.pop(self, fid, MISSING)
-        if flow is MISSING:
-            raise self._not_found(fid)
-        return flow
+        return _BaseRegistry.pop(self, fid)
 
     def pop(self, fid: Any, default: Any = MISSING, /) -> Any:
         """Remove fid and return its flow, or default if given (else FlowNotFound)."""
@@ -347,7 +352,7 @@ class _BaseRegistry(_Storage):
                 if key in self._map:
                     return self._remove(key)
         if default is MISSING:
-            raise self._not_found(fid)
+            raise self._not_found(fid, key)
         return default
 
     def popitem(self) -> tuple[Any, Any]:
@@ -549,7 +554,7 @@ class _BaseRegistry(_Storage):
         if missing and default is MISSING:  # counted up to the first miss, as natively
             self._hits += missing[0]
             self._misses += 1
-            raise self._not_found(given[missing[0]])
+            raise self._not_found(given[missing[0]], keys[missing[0]])
         self._hits += len(result) - len(missing)
         self._misses += len(missing)
         for i in missing:
@@ -646,6 +651,10 @@ class PairFlowRegistry(_BaseRegistry):
     @staticmethod
     def _convert(fid: Any) -> tuple[int, Any]:
         return _pair_id(fid)
+
+    @staticmethod
+    def _storable(key: Any) -> bool:
+        return type(key) is tuple  # what _pair_id returns; never an int taken as is
 
 
 MutableMapping.register(FlowRegistry)

@@ -1,0 +1,548 @@
+"""Differential tests: the native core, the pure-Python fallback and a plain model
+(a dict for the values, a list for the dense order) go through the same random
+operations and must agree on every result, exception, item order and counter."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import operator
+from array import array
+from collections import namedtuple
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from flowreg import FlowExists, FlowNotFound
+
+numpy = pytest.importorskip("numpy")
+
+INT64 = range(-(2**63), 2**63)
+MISSING = object()
+
+
+class Color(enum.IntEnum):
+    RED = 1
+    BLUE = -7
+
+
+Pair = namedtuple("Pair", "a b")
+
+
+# ----------------------------------------------------------------- the model
+
+
+def _int(o):
+    if not isinstance(o, int) and not hasattr(type(o), "__index__"):
+        raise TypeError(o)
+    i = operator.index(o)
+    if i not in INT64:
+        raise OverflowError(o)
+    return i
+
+
+class Model:
+    """What a registry must do: a dict plus the dense order, deletes swap-with-last."""
+
+    pair = False
+
+    def __init__(self, items=()):
+        self.d = {}
+        self.order = []
+        self.version = 0  # bumped whenever the set of ids changes
+        self.update(items)
+
+    @classmethod
+    def convert(cls, fid):
+        """The stored id, or the exception a write raises."""
+        if not cls.pair:
+            return _int(fid)
+        if not isinstance(fid, tuple) or len(fid) != 2:
+            raise TypeError(fid)
+        return (_int(fid[0]), _int(fid[1]))
+
+    def key(self, fid):
+        """The stored id, or None for an id that cannot be stored (reads)."""
+        try:
+            return self.convert(fid)
+        except (TypeError, OverflowError):
+            return None
+
+    def _insert(self, k, v):
+        self.d[k] = v
+        self.order.append(k)
+        self.version += 1
+
+    def _remove(self, k):
+        i = self.order.index(k)
+        last = self.order.pop()
+        if last != k:
+            self.order[i] = last
+        self.version += 1
+        return self.d.pop(k)
+
+    def __len__(self):
+        return len(self.d)
+
+    def __setitem__(self, fid, v):
+        k = self.convert(fid)
+        if k in self.d:
+            self.d[k] = v
+        else:
+            self._insert(k, v)
+
+    def __getitem__(self, fid):
+        k = self.key(fid)
+        if k not in self.d:
+            raise FlowNotFound(fid)
+        return self.d[k]
+
+    switch_flow = __getitem__
+
+    def __contains__(self, fid):
+        return self.key(fid) in self.d
+
+    def get(self, fid, default=None):
+        return self.d.get(self.key(fid), default)
+
+    def pop(self, fid, default=MISSING):
+        k = self.key(fid)
+        if k in self.d:
+            return self._remove(k)
+        if default is MISSING:
+            raise FlowNotFound(fid)
+        return default
+
+    def delete_flow(self, fid):
+        return self.pop(fid)
+
+    def __delitem__(self, fid):
+        self.pop(fid)
+
+    def popitem(self):
+        if not self.order:
+            raise KeyError("empty")
+        k = self.order[-1]
+        return k, self._remove(k)
+
+    def setdefault(self, fid, default=None):
+        k = self.convert(fid)
+        if k not in self.d:
+            self._insert(k, default)
+        return self.d[k]
+
+    def create_flow(self, fid, flow):
+        k = self.convert(fid)
+        if k in self.d:
+            raise FlowExists(fid)
+        self._insert(k, flow)
+        return flow
+
+    def update(self, other=(), **kwargs):
+        if hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118
+        else:
+            pairs = []
+            for item in other:
+                if len(item) != 2:
+                    raise ValueError(item)
+                pairs.append(tuple(item))
+        pairs += kwargs.items()
+        converted = [(self.convert(k), v) for k, v in pairs]  # all or nothing
+        for k, v in converted:
+            self[k] = v
+
+    def clear(self):
+        self.d.clear()
+        self.order.clear()
+        self.version += 1
+
+    def copy(self):
+        return type(self)(self.items())
+
+    def _batch(self, fids):
+        """(ids as given, stored ids or None, whether fids is an int64 buffer)."""
+        try:
+            view = memoryview(fids)
+        except TypeError:
+            view = None
+        if (
+            view is not None
+            and view.itemsize == 8
+            and view.format.lstrip("@=<") in ("q", "l")
+            and view.ndim == (2 if self.pair else 1)
+        ):
+            given = [tuple(x) for x in view.tolist()] if self.pair else view.tolist()
+            return given, given, True
+        given = list(fids)
+        return given, [self.key(g) for g in given], False
+
+    def get_many(self, fids, default=MISSING):
+        given, keys, _ = self._batch(fids)
+        out = []
+        for g, k in zip(given, keys, strict=True):
+            if k in self.d:
+                out.append(self.d[k])
+            elif default is MISSING:
+                raise FlowNotFound(g)
+            else:
+                out.append(default)
+        return out
+
+    def contains_many(self, fids):
+        _, keys, is_buffer = self._batch(fids)
+        found = [k in self.d for k in keys]
+        return bytearray(found) if is_buffer else found
+
+    def delete_many(self, fids):
+        _, keys, _ = self._batch(fids)
+        present = [k for k in dict.fromkeys(keys) if k in self.d]
+        present.sort(key=self.order.index, reverse=True)
+        for k in present:
+            self._remove(k)
+        return len(present)
+
+    def ids(self):
+        if self.pair:
+            return array("q", [part for k in self.order for part in k])
+        return array("q", self.order)
+
+    def _iter(self, kind, reverse=False):
+        return _ModelIter(self, kind, reverse)
+
+    def __iter__(self):
+        return self._iter(0)
+
+    def __reversed__(self):
+        return self._iter(0, True)
+
+    def keys(self):
+        return _View(self, 0)
+
+    def values(self):
+        return _View(self, 1)
+
+    def items(self):
+        return _View(self, 2)
+
+
+class PairModel(Model):
+    pair = True
+
+
+class _ModelIter:
+    """Like dict's iterators: once the id set changed, every next() raises RuntimeError."""
+
+    def __init__(self, model, kind, reverse):
+        self.model, self.kind, self.reverse = model, kind, reverse
+        self.version = model.version
+        self.i = len(model.order) - 1 if reverse else 0
+        self.done = False
+
+    def __next__(self):
+        m = self.model
+        if self.done:
+            raise StopIteration
+        if m.version != self.version:
+            raise RuntimeError("ids changed during iteration")
+        if not 0 <= self.i < len(m.order):
+            self.done = True
+            raise StopIteration
+        k = m.order[self.i]
+        self.i += -1 if self.reverse else 1
+        return (k, m.d[k], (k, m.d[k]))[self.kind]
+
+    def __iter__(self):
+        return self
+
+
+class _View:
+    def __init__(self, model, kind):
+        self.model, self.kind = model, kind
+
+    def __iter__(self):
+        return self.model._iter(self.kind)
+
+    def __reversed__(self):
+        return self.model._iter(self.kind, True)
+
+
+# ------------------------------------------------------------ the ids drawn
+
+KINDS = {
+    "FlowRegistry": dict(
+        model=Model,
+        good=[0, 1, 2, 3, -1, 2**63 - 1, -(2**63), True, Color.RED, Color.BLUE],
+        bad=[0.5, 1.0, "1", None, (1, 2), 2**63, -(2**63) - 1, 2**64],
+        buffer_ids=[0, 1, 2, 3, -1, -7, 2**63 - 1, -(2**63), 5, 100],
+        wide=lambda x: x,
+    ),
+    "PairFlowRegistry": dict(
+        model=PairModel,
+        good=[(0, 0), (0, 1), (1, 0), (1, 1), (2**63 - 1, -(2**63)), (True, Color.BLUE), Pair(0, 1)],
+        bad=[
+            (1,),
+            (0, 1, 2),
+            [0, 1],
+            0,
+            "ab",
+            None,
+            (0.5, 1),
+            (2**64, 0),
+            (0, 2**63),
+            (1.0, 2**64),
+            (2**64, 1.0),
+        ],
+        buffer_ids=[(0, 0), (0, 1), (1, 0), (1, 1), (1, -7), (2**63 - 1, -(2**63)), (5, 5)],
+        wide=lambda x: (x, -x),
+    ),
+}
+
+values = st.integers(0, 10**6)
+defaults = st.sampled_from([None, -1, "default"])
+
+
+def _outcome(fn, target):
+    try:
+        return "ok", fn(target)
+    except Exception as e:
+        return "raise", e
+
+
+def _step(fn, target):
+    """Run a multi-part step, recording each part's result or exception type."""
+    kind, value = _outcome(fn, target)
+    return repr(value) if kind == "ok" else type(value).__name__
+
+
+class RegistryMachine(RuleBasedStateMachine):
+    def __init__(self, modules, kind):
+        super().__init__()
+        spec = KINDS[kind]
+        self.c = getattr(modules["c"], kind)()
+        self.py = getattr(modules["py"], kind)()
+        self.model = spec["model"]()
+        self.spec = spec
+
+    # --- comparing the three
+
+    def check(self, fn):
+        c, py, model = (_outcome(fn, t) for t in (self.c, self.py, self.model))
+        assert c[0] == py[0] == model[0], (c, py, model)
+        if c[0] == "ok":
+            # repr catches list vs bytearray, True vs 1, order and values at once
+            assert repr(c[1]) == repr(py[1]) == repr(model[1]), (c, py, model)
+        else:
+            assert type(c[1]) is type(py[1]) is type(model[1]), (c, py, model)
+            assert str(c[1]) == str(py[1]), (c, py)
+            assert repr(c[1].args) == repr(py[1].args), (c, py)
+            if isinstance(model[1], (FlowNotFound, FlowExists)):
+                assert repr(c[1].args) == repr(model[1].args), (c, model)
+        return c
+
+    @invariant()
+    def same_state(self):
+        items = [repr(list(t.items())) for t in (self.c, self.py, self.model)]
+        assert items[0] == items[1] == items[2]
+        assert len(self.c) == len(self.py) == len(self.model)
+        assert self.c.stats() == self.py.stats()
+        assert self.c.stats()["size"] == len(self.model)
+        for r in (self.c, self.py):  # every id is found by a lookup (stats: the same in both)
+            assert [r[k] for k in list(r)] == list(r.values())
+
+    # --- drawing ids
+
+    def ids(self):
+        return st.one_of(
+            st.sampled_from(self.spec["good"]),
+            st.sampled_from(self.spec["good"]),
+            st.sampled_from(self.spec["good"]),
+            st.sampled_from(self.spec["bad"]),
+        )
+
+    # --- rules (strategies are drawn through `data` so each machine uses its own pool)
+
+    @rule(data=st.data(), v=values)
+    def setitem(self, data, v):
+        k = data.draw(self.ids())
+        self.check(lambda r: r.__setitem__(k, v))
+
+    @rule(data=st.data(), how=st.sampled_from(["del", "pop", "pop_default", "delete_flow"]), default=defaults)
+    def remove_one(self, data, how, default):
+        k = data.draw(self.ids())
+        ops = {
+            "del": lambda r: r.__delitem__(k),
+            "pop": lambda r: r.pop(k),
+            "pop_default": lambda r: r.pop(k, default),
+            "delete_flow": lambda r: r.delete_flow(k),
+        }
+        self.check(ops[how])
+
+    @rule()
+    def popitem(self):
+        self.check(lambda r: r.popitem())
+
+    @rule(data=st.data(), v=values, with_default=st.booleans())
+    def setdefault(self, data, v, with_default):
+        k = data.draw(self.ids())
+        self.check(lambda r: r.setdefault(k, v) if with_default else r.setdefault(k))
+
+    @rule(data=st.data(), v=values)
+    def create_flow(self, data, v):
+        k = data.draw(self.ids())
+        self.check(lambda r: r.create_flow(k, v))
+
+    @rule(data=st.data(), times=st.integers(1, 3))
+    def switch_flow(self, data, times):
+        k = data.draw(self.ids())
+        for _ in range(times):  # repeats are hot hits
+            self.check(lambda r: r.switch_flow(k))
+
+    @rule(data=st.data(), how=st.sampled_from(["get", "get_default", "in", "getitem"]), default=defaults)
+    def read_one(self, data, how, default):
+        k = data.draw(self.ids())
+        ops = {
+            "get": lambda r: r.get(k),
+            "get_default": lambda r: r.get(k, default),
+            "in": lambda r: k in r,
+            "getitem": lambda r: r[k],
+        }
+        self.check(ops[how])
+
+    @rule(data=st.data(), as_buffer=st.booleans(), default=st.one_of(st.just(MISSING), defaults))
+    def get_many(self, data, as_buffer, default):
+        fids = self.batch(data, as_buffer)
+        if default is MISSING:
+            self.check(lambda r: r.get_many(fids))
+        else:
+            self.check(lambda r: r.get_many(fids, default))
+
+    @rule(data=st.data(), as_buffer=st.booleans())
+    def contains_many(self, data, as_buffer):
+        fids = self.batch(data, as_buffer)
+        self.check(lambda r: r.contains_many(fids))
+
+    @rule(data=st.data(), as_buffer=st.booleans())
+    def delete_many(self, data, as_buffer):
+        fids = self.batch(data, as_buffer)
+        self.check(lambda r: r.delete_many(fids))
+
+    def batch(self, data, as_buffer):
+        """A list of ids (some bad, some repeated), or an int64 buffer."""
+        if not as_buffer:
+            return data.draw(st.lists(self.ids(), max_size=8))
+        ids = data.draw(st.lists(st.sampled_from(self.spec["buffer_ids"]), max_size=8))
+        if not self.model.pair:
+            return array("q", ids)
+        if data.draw(st.booleans()):  # a 1-D buffer is not a pair buffer: iterated, all absent
+            return array("q", [part for pair in ids for part in pair])
+        return numpy.array(ids, dtype=numpy.int64).reshape(-1, 2)
+
+    @rule(data=st.data(), form=st.sampled_from(["dict", "pairs", "registry", "kwargs", "bad_element"]))
+    def update(self, data, form):
+        pairs = data.draw(st.lists(st.tuples(self.ids(), values), max_size=6))
+        if form == "dict":
+            arg = {}
+            for k, v in pairs:
+                with contextlib.suppress(TypeError):  # unhashable ids
+                    arg[k] = v
+            self.check(lambda r: r.update(arg))
+        elif form == "pairs":
+            self.check(lambda r: r.update(pairs))
+        elif form == "registry":
+            good = [(k, v) for k, v in pairs if self.model.key(k) is not None]
+            self.check(lambda r: r.update(type(r)(good)))
+        elif form == "kwargs":
+            self.check(lambda r: r.update(pairs, flow=1))
+        else:
+            bad = [*pairs, (self.spec["good"][0],)]
+            self.check(lambda r: r.update(bad))
+
+    # Many ids at once: table growth, long probe runs, backward-shift deletion.
+    wide = st.tuples(st.integers(-300, 300), st.integers(1, 150), st.sampled_from([1, 3, 1024, 2**40]))
+
+    @rule(span=wide, v=values)
+    def bulk_insert(self, span, v):
+        start, n, stride = span
+        ids = [self.spec["wide"](start + i * stride) for i in range(n)]
+        self.check(lambda r: r.update([(k, v + i) for i, k in enumerate(ids)]))
+
+    @rule(span=wide, how=st.sampled_from(["delete_many", "pop", "del"]))
+    def bulk_delete(self, span, how):
+        start, n, stride = span
+        ids = [self.spec["wide"](start + i * stride) for i in range(n)]
+        if how == "delete_many":
+            self.check(lambda r: r.delete_many(ids))
+        elif how == "pop":
+            self.check(lambda r: [r.pop(k, None) for k in ids])
+        else:
+            self.check(lambda r: [_step(lambda r, k=k: r.__delitem__(k), r) for k in ids])
+
+    @rule()
+    def clear(self):
+        self.check(lambda r: r.clear())
+
+    @rule()
+    def copy(self):
+        self.check(lambda r: (type(r.copy()) is type(r), list(r.copy().items())))
+
+    @rule()
+    def replace_with_copies(self):
+        self.c, self.py, self.model = self.c.copy(), self.py.copy(), self.model.copy()
+
+    @rule()
+    def iterate(self):
+        self.check(
+            lambda r: (
+                list(r),
+                list(reversed(r)),
+                list(r.keys()),
+                list(reversed(r.keys())),
+                list(r.values()),
+                list(reversed(r.values())),
+                list(r.items()),
+                list(reversed(r.items())),
+            )
+        )
+
+    @rule()
+    def ids_array(self):
+        self.check(lambda r: r.ids())
+
+    @rule(
+        data=st.data(),
+        v=values,
+        view=st.sampled_from(["keys", "values", "items", "reversed"]),
+        mutation=st.sampled_from(["set", "pop", "popitem", "clear"]),
+    )
+    def mutate_while_iterating(self, data, v, view, mutation):
+        k = data.draw(self.ids())
+
+        def fn(r):
+            it = reversed(r) if view == "reversed" else iter(getattr(r, view)())
+            first = _step(lambda r: next(it), r)
+            mutate = {
+                "set": lambda r: r.__setitem__(k, v),
+                "pop": lambda r: r.pop(k, None),
+                "popitem": lambda r: r.popitem(),
+                "clear": lambda r: r.clear(),
+            }[mutation]
+            return first, _step(mutate, r), _step(lambda r: next(it), r), _step(lambda r: next(it), r)
+
+        self.check(fn)
+
+
+@pytest.mark.parametrize(("kind", "examples"), [("FlowRegistry", 75), ("PairFlowRegistry", 50)])
+def test_differential(both, kind, examples):
+    run_state_machine_as_test(
+        lambda: RegistryMachine(both, kind),
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=40,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -1,0 +1,302 @@
+"""Python code that runs in the middle of an operation and re-enters the registry:
+a removed value's __del__, and an id's __index__.  Nothing may crash, the
+registry must be consistent whenever that code runs and afterwards, and a
+conversion runs (once) before any change."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from array import array
+from typing import ClassVar
+
+import pytest
+
+from flowreg import FlowExists, FlowNotFound
+
+numpy = pytest.importorskip("numpy")
+
+
+@pytest.fixture(params=["flow", "pair"])
+def kind(request, impl):
+    """(registry class, id maker, int64 buffer maker) for int ids and (int, int) ids."""
+    if request.param == "flow":
+        return impl.FlowRegistry, lambda i: i, lambda ids: array("q", ids)
+    return (
+        impl.PairFlowRegistry,
+        lambda i: (i, -i),
+        lambda ids: numpy.array(ids, dtype=numpy.int64).reshape(-1, 2),
+    )
+
+
+def check_consistent(reg):
+    items = list(reg.items())
+    keys = [k for k, _ in items]
+    assert len(reg) == len(items) == len(set(keys))
+    assert list(reg) == keys
+    assert list(reversed(reg)) == keys[::-1]
+    assert all(reg[k] is v for k, v in items)
+    assert reg.get_many(keys) == [v for _, v in items]
+    assert reg.contains_many(keys) == [True] * len(keys)
+    flat = [part for k in keys for part in (k if isinstance(k, tuple) else (k,))]
+    assert reg.ids() == array("q", flat)
+    assert reg.stats()["size"] == len(items)
+
+
+# ------------------------------------------------------------- __del__
+
+# What a removed value's __del__ does to the registry it was removed from.
+DEL_ACTIONS = {
+    "read": lambda reg, me, fid: (len(reg), reg.get(me), me in reg, repr(reg), reg.stats()),
+    "write": lambda reg, me, fid: (reg.__setitem__(fid(-100), "w"), reg.setdefault(fid(-101), "w")),
+    "delete": lambda reg, me, fid: (reg.pop(fid(0), None), reg.delete_many([fid(3)])),
+    "clear": lambda reg, me, fid: reg.clear(),
+    "reinsert": lambda reg, me, fid: reg.__setitem__(me, "back"),
+}
+
+# Effect on the registry once every __del__ has run (the registry is alive).
+DEL_EFFECTS = {
+    "read": lambda reg, fid: True,
+    "write": lambda reg, fid: reg.get_many([fid(-100), fid(-101)]) == ["w", "w"],
+    "delete": lambda reg, fid: fid(0) not in reg and fid(3) not in reg,
+    "clear": lambda reg, fid: len(reg) == 0,
+    "reinsert": lambda reg, fid: True,  # checked per value below
+}
+
+
+class Reenter:
+    """A value whose __del__ runs an action on the registry it belonged to."""
+
+    live: ClassVar[weakref.WeakSet[Reenter]] = weakref.WeakSet()
+
+    def __init__(self, reg, me, fid, action, strong):
+        self.reg = reg if strong else weakref.ref(reg)
+        self.strong, self.me, self.fid, self.action = strong, me, fid, action
+        self.ran, self.errors, self.saw_registry = 0, [], None
+        self.armed = True
+        Reenter.live.add(self)
+
+    def __del__(self):
+        if not self.armed:
+            return
+        self.ran += 1
+        LOG.append(self)  # keeps it (and its results) alive for the test to inspect
+        reg = self.reg if self.strong else self.reg()
+        self.saw_registry = reg is not None
+        if reg is None:
+            return
+        try:
+            check_consistent(reg)
+            DEL_ACTIONS[self.action](reg, self.me, self.fid)
+            check_consistent(reg)
+        except BaseException as e:  # never raise from __del__: report instead
+            self.errors.append(repr(e))
+
+
+LOG: list[Reenter] = []
+
+
+@pytest.fixture(autouse=True)
+def _disarm():
+    LOG.clear()
+    yield
+    for value in list(Reenter.live):  # leftovers must not act during later tests
+        value.armed = False
+    LOG.clear()
+
+
+N_SMALL, N_LARGE = 8, 10_000  # the large batch is above the native GIL-release threshold (2048)
+
+
+def _build(make, fid, n, action, strong):
+    """A registry of n ids; ids 1, 4 and the last hold Reenter values."""
+    reg = make()
+    targets = [fid(1), fid(4), fid(n - 1)]
+    for i in range(n):
+        k = fid(i)
+        reg[k] = f"plain {i}"
+    for k in targets:
+        reg[k] = Reenter(reg, k, fid, action, strong)
+    return reg, targets
+
+
+# trigger -> (registry size, how many Reenter values it removes, the operation)
+TRIGGERS = {
+    "del": (N_SMALL, 1, lambda reg, t, fid, buf: reg.__delitem__(t[0])),
+    "overwrite": (N_SMALL, 1, lambda reg, t, fid, buf: reg.__setitem__(t[0], "new")),
+    "pop": (N_SMALL, 1, lambda reg, t, fid, buf: reg.pop(t[0])),
+    "pop_default": (N_SMALL, 1, lambda reg, t, fid, buf: reg.pop(t[0], None)),
+    "delete_flow": (N_SMALL, 1, lambda reg, t, fid, buf: reg.delete_flow(t[0])),
+    "popitem": (N_SMALL, 1, lambda reg, t, fid, buf: reg.popitem()),
+    "clear": (N_SMALL, 3, lambda reg, t, fid, buf: reg.clear()),
+    "update": (N_SMALL, 2, lambda reg, t, fid, buf: reg.update({t[0]: "new", fid(200): "added", t[1]: 1})),
+    "delete_many_small": (N_SMALL, 3, lambda reg, t, fid, buf: reg.delete_many([*t, t[0], fid(12345)])),
+    "delete_many_large": (N_LARGE, 3, lambda reg, t, fid, buf: reg.delete_many(list(reg)[::-1])),
+    "delete_many_large_buffer": (N_LARGE, 3, lambda reg, t, fid, buf: reg.delete_many(buf(list(reg)))),
+    "delete_many_large_part": (
+        N_LARGE,
+        3,
+        lambda reg, t, fid, buf: reg.delete_many([*list(reg)[1::3], *t]),
+    ),
+}
+
+
+@pytest.mark.parametrize("action", DEL_ACTIONS)
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_del_reenters(kind, trigger, action):
+    make, fid, buf = kind
+    n, removed, op = TRIGGERS[trigger]
+    reg, targets = _build(make, fid, n, action, strong=False)
+    op(reg, targets, fid, buf)
+    ran = 3 if action == "clear" else removed  # clearing from __del__ removes the others too
+    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * ran
+    check_consistent(reg)
+    assert DEL_EFFECTS[action](reg, fid)
+    if action == "reinsert":
+        assert all(reg[v.me] == "back" for v in LOG)
+    elif trigger not in ("overwrite", "update"):
+        assert all(v.me not in reg for v in LOG)  # the removal itself happened
+
+
+@pytest.mark.parametrize("action", DEL_ACTIONS)
+def test_del_reenters_when_registry_is_collected(kind, action):
+    """Values holding their registry: gc runs their __del__ while the registry is intact."""
+    make, fid, _ = kind
+    reg, _ = _build(make, fid, N_SMALL, action, strong=True)
+    alive = weakref.ref(reg)
+    del reg
+    gc.collect()
+    gc.collect()
+    assert alive() is None
+    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * 3
+
+
+def test_del_when_registry_is_deallocated(kind):
+    """Values holding a weak reference: by the time they go, the registry is gone."""
+    make, fid, _ = kind
+    reg, _ = _build(make, fid, N_SMALL, "clear", strong=False)
+    del reg
+    assert [(v.ran, v.saw_registry) for v in LOG] == [(1, False)] * 3
+
+
+class ReenteringRegistry:
+    """Mixin: a registry subclass whose own __del__ writes to and clears itself."""
+
+    def __del__(self):
+        self[self.extra] = "during __del__"
+        self.clear()
+        self[self.extra] = "after clear"
+
+
+def test_registry_del_reenters_itself(kind):
+    make, fid, _ = kind
+    cls = type("Sub", (ReenteringRegistry, make), {})
+    reg = cls()
+    reg.extra = fid(42)
+    for i in range(5):
+        reg[fid(i)] = Reenter(reg, fid(i), fid, "write", strong=False)
+    alive = weakref.ref(reg)
+    del reg
+    gc.collect()
+    assert alive() is None
+    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * 5
+
+
+# ------------------------------------------------------------- __index__
+
+
+class MutatingIndex:
+    """An id whose __index__ changes the registry before returning its value."""
+
+    def __init__(self, value, action):
+        self.value, self.action, self.calls = value, action, 0
+
+    def __index__(self):
+        self.calls += 1
+        self.action()
+        return self.value
+
+
+ME, OTHER = 7, 3
+
+INDEX_ACTIONS = {
+    "insert": lambda reg, fid: reg.__setitem__(fid(100 + len(reg)), "by __index__"),
+    "delete_me": lambda reg, fid: reg.pop(fid(ME), None),
+    "insert_me": lambda reg, fid: reg.__setitem__(fid(ME), "by __index__"),
+    "popitem": lambda reg, fid: reg.popitem() if reg else None,
+    "clear": lambda reg, fid: reg.clear(),
+}
+
+INDEX_OPS = {
+    "setitem": lambda reg, k, fid: reg.__setitem__(k, "op"),
+    "setdefault": lambda reg, k, fid: reg.setdefault(k, "op"),
+    "create_flow": lambda reg, k, fid: reg.create_flow(k, "op"),
+    "delitem": lambda reg, k, fid: reg.__delitem__(k),
+    "pop": lambda reg, k, fid: reg.pop(k),
+    "pop_default": lambda reg, k, fid: reg.pop(k, "default"),
+    "delete_flow": lambda reg, k, fid: reg.delete_flow(k),
+    "getitem": lambda reg, k, fid: reg[k],
+    "switch_flow": lambda reg, k, fid: reg.switch_flow(k),
+    "get": lambda reg, k, fid: reg.get(k, "default"),
+    "contains": lambda reg, k, fid: k in reg,
+    "update_pairs": lambda reg, k, fid: reg.update([(fid(OTHER), "op"), (k, "op"), (fid(50), "op")]),
+    "update_dict": lambda reg, k, fid: reg.update({fid(50): "op", k: "op"}),
+    "update_bad": lambda reg, k, fid: reg.update([(k, "op"), (fid(50), "op"), ("bad", "op")]),
+    "get_many": lambda reg, k, fid: reg.get_many([fid(OTHER), k]),
+    "get_many_default": lambda reg, k, fid: reg.get_many([k, fid(OTHER), fid(99)], "default"),
+    "contains_many": lambda reg, k, fid: reg.contains_many([k, fid(OTHER)]),
+    "delete_many": lambda reg, k, fid: reg.delete_many([fid(OTHER), k, fid(99)]),
+    # above the native GIL-release threshold (2048 ids)
+    "get_many_large": lambda reg, k, fid: reg.get_many([*map(fid, range(3000, 6000)), k], None),
+    "delete_many_large": lambda reg, k, fid: reg.delete_many([fid(OTHER), *map(fid, range(9, 3009)), k]),
+}
+
+
+def _outcome(op, reg, k, fid):
+    try:
+        return "ok", op(reg, k, fid)
+    except (FlowNotFound, FlowExists, KeyError, TypeError) as e:
+        return "raise", type(e)
+
+
+@pytest.mark.parametrize("present", [True, False], ids=["present", "absent"])
+@pytest.mark.parametrize("action", INDEX_ACTIONS)
+@pytest.mark.parametrize("op", INDEX_OPS)
+def test_index_reenters(kind, op, action, present):
+    """The id is converted (once) before the operation looks at the registry: the
+    result is that of the operation on the registry as __index__ left it."""
+    make, fid, _ = kind
+    start = [(fid(i), f"v{i}") for i in range(10) if present or i != ME]
+    reg = make(start)
+    expected = reg.copy()  # what the registry and result must be: action, then operation
+    INDEX_ACTIONS[action](expected, fid)
+    want = _outcome(INDEX_OPS[op], expected, fid(ME), fid)
+
+    index = MutatingIndex(ME, lambda: INDEX_ACTIONS[action](reg, fid))
+    k = index if make.__name__ == "FlowRegistry" else (index, -ME)
+    got = _outcome(INDEX_OPS[op], reg, k, fid)
+    assert got == want
+    assert list(reg.items()) == list(expected.items())
+    assert index.calls == 1
+    check_consistent(reg)
+
+
+@pytest.mark.parametrize("op", ["setitem", "update_pairs", "get", "contains", "get_many", "delitem"])
+def test_index_raising_leaves_registry_unchanged(kind, op):
+    """An __index__ that changes the registry and then raises: the change stays, the
+    operation does nothing more, and the exception propagates."""
+    make, fid, _ = kind
+    reg = make([(fid(i), f"v{i}") for i in range(10)])
+
+    def action():
+        reg[fid(100)] = "by __index__"
+        raise ZeroDivisionError
+
+    expected = reg.copy()
+    expected[fid(100)] = "by __index__"
+    index = MutatingIndex(ME, action)
+    k = index if make.__name__ == "FlowRegistry" else (index, -ME)
+    with pytest.raises(ZeroDivisionError):
+        INDEX_OPS[op](reg, k, fid)
+    assert list(reg.items()) == list(expected.items())
+    check_consistent(reg)
