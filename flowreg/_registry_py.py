@@ -139,6 +139,7 @@ class _Storage:
         "_misses",
         "_pos",
         "_resizes",
+        "_room",
         "_version",
     )
     _map: dict[Any, Any]  # id -> flow: what reads use
@@ -146,6 +147,7 @@ class _Storage:
     _pos: dict[Any, int]  # id -> dense index
     _lock: threading.RLock
     _bits: int
+    _room: int  # usable(_bits): ids the simulated table holds before it grows
     _hot: Any  # the id of the last switch_flow hit
     _version: int
     _flight: SingleFlight | None
@@ -163,6 +165,7 @@ class _Storage:
         self._pos = {}
         self._lock = threading.RLock()
         self._bits = MIN_BITS
+        self._room = usable(MIN_BITS)
         self._hot = None
         self._version = 0
         self._flight = None
@@ -274,12 +277,14 @@ class _BaseRegistry(_Storage):
 
     def _reserve(self, extra: int) -> None:
         need = len(self._keys) + extra
-        if need > usable(self._bits):
+        if need > self._room:
             self._bits = bits_for(need)
+            self._room = usable(self._bits)
             self._resizes += 1
 
     def _insert(self, key: Any, flow: Any) -> None:
-        self._reserve(1)
+        if len(self._keys) >= self._room:
+            self._reserve(1)
         self._version += 1
         self._pos[key] = len(self._keys)
         self._keys.append(key)
@@ -346,8 +351,8 @@ class _BaseRegistry(_Storage):
 
     def pop(self, fid: Any, default: Any = MISSING, /) -> Any:
         """Remove fid and return its flow, or default if given (else FlowNotFound)."""
-        code, key = self._convert(fid)
-        if not code:
+        key = fid if type(fid) is int else self._convert(fid)[1]
+        if key is not None:
             with self._lock:
                 if key in self._map:
                     return self._remove(key)
@@ -409,6 +414,7 @@ class _BaseRegistry(_Storage):
             self._deletes += len(self._keys)
             self._map, self._keys, self._pos = {}, [], {}
             self._bits = MIN_BITS
+            self._room = usable(MIN_BITS)
             self._hot = None
         del old
 
@@ -640,6 +646,11 @@ class FlowRegistry(_BaseRegistry):
     """A registry of flows keyed by int64 ids: a drop-in for dict[int, Flow]."""
 
     __slots__ = ()
+
+    def _write_key(self, fid: Any) -> Any:
+        if type(fid) is int and _INT64_MIN <= fid <= _INT64_MAX:  # the common case, without calls
+            return fid
+        return super()._write_key(fid)
 
 
 class PairFlowRegistry(_BaseRegistry):

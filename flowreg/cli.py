@@ -1,4 +1,4 @@
-"""The ``flowreg`` command line: ``flowreg info`` (and ``flowreg bench``)."""
+"""The ``flowreg`` command line: ``flowreg info`` and ``flowreg bench``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 from typing import Any
 
 import flowreg
+
+from .benchmark import runner
 
 
 def build_info() -> dict[str, Any]:
@@ -53,9 +55,22 @@ def parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="versions, implementation and build details")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
+    bench = commands.add_parser(
+        "bench",
+        help="measure what each registry design costs here (--quick: under ~30 s)",
+        description="Time list, dict, dict + hot cache and flowreg (pure-Python and native) on this "
+        "machine: calibrated loops, several interleaved runs, medians, spread and same-run ratios to dict.",
+    )
+    runner.add_arguments(bench)
+    bench.set_defaults(run=_bench)
     return top
+
+
+def _bench(args: argparse.Namespace) -> int:
+    return runner.bench(args, ["flowreg", *args.arguments])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.arguments = sys.argv[1:] if argv is None else list(argv)  # recorded in bench --json
     return int(args.run(args))

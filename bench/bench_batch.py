@@ -1,0 +1,74 @@
+"""Batch lookups on an int64 buffer of 100,000 ids (the core's targets: get_many at most 0.25x
+``[d[x] for x in ids]``, contains_many at most 0.12x ``[x in d for x in ids]``), on one thread
+and on two at once (the concurrency issue's target: two threads reach 1.8x one thread's
+throughput; a two-thread round does twice the work, so compare time per id)."""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections.abc import Callable
+
+import pytest
+
+from flowreg.benchmark.cases import ALL_DESIGNS
+from flowreg.benchmark.harness import compile_lookup_loop, gc_paused
+
+BATCH_IDS = 100_000
+DESIGNS = ("dict", "py", "c")
+
+
+class Crew:
+    """Threads started once that run a function together on each call (no thread start timed)."""
+
+    def __init__(self, threads: int) -> None:
+        self.go = threading.Barrier(threads + 1)
+        self.done = threading.Barrier(threads + 1)
+        self.work: Callable[[], object] | None = None
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self.go.wait()
+            if self.work is None:
+                return
+            self.work()
+            self.done.wait()
+
+    def __call__(self) -> None:
+        self.go.wait()
+        self.done.wait()
+
+    def close(self) -> None:
+        self.work = None
+        self.go.wait()
+        for thread in self.threads:
+            thread.join()
+
+
+@pytest.mark.thread_unsafe
+@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads={t}")
+@pytest.mark.parametrize("impl", DESIGNS)
+@pytest.mark.parametrize("op", ["get_many", "contains_many"])
+def test_batch(benchmark, context, op, impl, threads, n):
+    design = ALL_DESIGNS[impl]
+    reason = context.skip_reason(design, n)
+    if reason:
+        pytest.skip(reason)
+    population = context.population(n)
+    buffer = array("q", population.rng.choices(population.ids, k=BATCH_IDS))
+    loop = compile_lookup_loop(design.statements[op], population.names(design))
+    benchmark.group = f"{op} n={n} threads={threads}"
+    benchmark.extra_info.update(impl=impl, op=op, n=n, threads=threads, ops=BATCH_IDS * threads)
+    with gc_paused():
+        if threads == 1:
+            benchmark(loop, [buffer], 1)
+            return
+        crew = Crew(threads)
+        crew.work = lambda: loop([buffer], 1)
+        try:
+            benchmark(crew)
+        finally:
+            crew.close()

@@ -1,0 +1,423 @@
+"""The command line end to end: ``flowreg info`` and ``flowreg bench`` in its tiny mode.
+
+``bench --tiny`` runs every suite in a few seconds. Nothing here looks at a timing: only at
+what is printed and written (tables, JSON shape, PNG), the exit codes and the messages. The
+native core may or may not be importable: what is expected follows flowreg.implementations().
+"""
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import flowreg
+from flowreg.benchmark import harness
+from flowreg.benchmark.cases import LIST_MAX_N, hot_sequence, make_ids, mutation_batches, with_fresh_ids
+from flowreg.benchmark.report import SCHEMA
+from flowreg.benchmark.results import ROW_KEYS
+from flowreg.benchmark.runner import IMPLS, OPS, SUITES
+from flowreg.benchmark.suites import BatchCycler
+from flowreg.cli import main
+
+# runs the benchmark (gc paused, threads started) or subprocesses: once, not in parallel
+pytestmark = pytest.mark.thread_unsafe
+
+AVAILABLE = set(flowreg.implementations())
+VERDICTS = {"holds", "partly", "fails", "not measured"}
+SUITE_TITLES = {suite: re.compile(rf"^{re.escape(suite)}: ", re.MULTILINE) for suite in SUITES}
+
+
+def flowreg_cli(*args, cwd, env=None, timeout=240):
+    """``python -m flowreg ...`` run from cwd (not the source tree: flowreg must be the installed one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "flowreg", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One full ``bench --tiny --json`` run (and ``--plot`` when matplotlib is installed)."""
+    out = tmp_path_factory.mktemp("bench")
+    args = ["bench", "--tiny", "--json", str(out / "bench.json")]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        plot = None
+    else:
+        plot = out / "bench.png"
+        args += ["--plot", str(plot)]
+    result = flowreg_cli(*args, cwd=out)
+    assert result.returncode == 0, result.stderr
+    return result, json.loads((out / "bench.json").read_text()), plot
+
+
+def table(stdout, suite):
+    """The lines of one suite's first table: title, header, separator, rows."""
+    match = SUITE_TITLES[suite].search(stdout)
+    assert match, f"no {suite} table in:\n{stdout}"
+    lines = stdout[match.start() :].splitlines()
+    end = lines.index("") if "" in lines else len(lines)
+    return lines[:end]
+
+
+# --- bench: the printed tables --------------------------------------------------------------
+
+
+def test_bench_prints_a_table_per_suite(tiny_run):
+    result, _, _ = tiny_run
+    for suite in SUITES:
+        lines = table(result.stdout, suite)
+        assert len(lines) >= 4, lines
+        assert set(lines[2].replace(" ", "")) == {"-"}, lines[2]
+    assert "verdicts" in result.stdout
+
+
+def test_bench_original_table_has_every_design(tiny_run):
+    result, _, _ = tiny_run
+    _, header, _, *rows = table(result.stdout, "original")
+    columns = header.split()
+    assert columns[:3] == ["op", "n", "ids"]
+    assert {"list", "dict", "dict+hot", "py", "c"} <= set(columns)
+    ops = {row.split()[0] for row in rows}
+    assert {"switch", "get", "create", "delete"} <= ops
+    cells = "\n".join(rows)
+    if "c" not in AVAILABLE:
+        assert "native core not importable" in cells or "skipped [" in cells
+    assert re.search(r"\d ns ±\d+% 1\.00x", cells), "dict cells show ns, spread and ratio 1.00x"
+
+
+def test_bench_progress_is_plain_lines_when_piped(tiny_run):
+    result, _, _ = tiny_run
+    progress = [line for line in result.stderr.splitlines() if re.match(r"\[\s*\d+/\d+ ", line)]
+    assert progress, result.stderr
+    total = int(re.match(r"\[\s*\d+/(\d+)", progress[0]).group(1))
+    assert len(progress) == total
+    assert "\x1b[" not in result.stderr  # no terminal control sequences
+
+
+# --- bench: JSON ----------------------------------------------------------------------------
+
+
+def test_bench_json_document_shape(tiny_run):
+    _, document, _ = tiny_run
+    assert document["schema"] == SCHEMA
+    assert document["interrupted"] is False
+    env = document["environment"]
+    for key in ("flowreg", "implementation", "available", "python", "cpu_count", "timestamp", "argv"):
+        assert key in env, key
+    assert env["available"] == sorted(AVAILABLE)
+    assert env["argv"][:3] == ["flowreg", "bench", "--tiny"]
+    assert env["profile"] == "tiny"
+    assert isinstance(document["results"], list)
+    assert document["results"]
+    assert isinstance(document["verdicts"], list)
+    assert document["verdicts"]
+
+
+def test_bench_json_rows(tiny_run):
+    _, document, _ = tiny_run
+    rows = document["results"]
+    assert {row["suite"] for row in rows} == set(SUITES)
+    for row in rows:
+        assert set(ROW_KEYS) <= set(row), row
+        assert isinstance(row["n"], int)
+        assert row["n"] > 0
+        assert isinstance(row["impl"], str)
+        if row["skipped"] is not None:
+            assert isinstance(row["skipped"], str)
+            assert row["median_ns"] is None
+        elif row["suite"] == "memory":
+            assert row["bytes_per_entry"] > 0
+        else:
+            assert row["op"] in OPS
+            assert row["median_ns"] >= 0
+            assert row["spread_pct"] >= 0
+            assert row["runs"] >= 1
+            assert row["loops"] >= 1
+            assert row["ratio_to_dict"] is None or row["ratio_to_dict"] >= 0
+
+
+def test_bench_json_follows_implementation_availability(tiny_run):
+    _, document, _ = tiny_run
+    rows = [r for r in document["results"] if r["suite"] == "original"]
+    for impl in ("py", "c"):
+        mine = [r for r in rows if r["impl"] == impl]
+        assert mine, impl
+        if impl in AVAILABLE:
+            assert all(r["skipped"] is None for r in mine)
+        else:
+            assert all(r["skipped"] for r in mine)
+
+
+def test_bench_json_same_run_ratio_of_dict_to_itself(tiny_run):
+    _, document, _ = tiny_run
+    dict_rows = [r for r in document["results"] if r["impl"] == "dict" and r["median_ns"] is not None]
+    assert dict_rows
+    assert all(r["ratio_to_dict"] == 1.0 for r in dict_rows if r["median_ns"] > 0)
+
+
+def test_bench_json_suite_specific_keys(tiny_run):
+    _, document, _ = tiny_run
+    rows = [r for r in document["results"] if r["skipped"] is None]
+    hot = [r for r in rows if r["suite"] == "hot-cache"]
+    assert {r["hit_ratio"] for r in hot} == {0.0, 0.5, 0.9, 0.99}
+    batch = [r for r in rows if r["suite"] == "batch"]
+    assert {r["threads"] for r in batch} >= {1}
+    assert {r["op"] for r in batch} == {"get_many", "contains_many"}
+    flow_objects = {r["impl"] for r in rows if r["suite"] == "memory" and r["op"] == "flow object"}
+    assert {"plain class", "__slots__", "dataclass(slots=True)", "NamedTuple"} <= flow_objects
+
+
+def test_bench_json_verdicts(tiny_run):
+    _, document, _ = tiny_run
+    for verdict in document["verdicts"]:
+        assert set(verdict) == {"claim", "source", "measured", "verdict"}
+        assert verdict["verdict"] in VERDICTS
+        assert verdict["source"] in ("analysis", "target")
+    claims = " ".join(v["claim"] for v in document["verdicts"])
+    assert "hit ratio passes 50%" in claims
+    hot = next(v for v in document["verdicts"] if "hit ratio passes 50%" in v["claim"])
+    assert hot["verdict"] != "not measured"
+
+
+# --- bench: plot ----------------------------------------------------------------------------
+
+
+def test_bench_plot_writes_a_png(tiny_run):
+    pytest.importorskip("matplotlib")
+    _, _, plot = tiny_run
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_plot_without_matplotlib_exits_2_with_a_hint(tmp_path):
+    shadow = tmp_path / "shadow" / "matplotlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('matplotlib hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    result = flowreg_cli("bench", "--tiny", "--plot", str(tmp_path / "out.png"), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "pip install" in result.stderr
+    assert "matplotlib" in result.stderr
+    assert not (tmp_path / "out.png").exists()
+    assert "original:" not in result.stdout  # refused before measuring anything
+
+
+# --- bench: options and errors --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--impl", "nope"], "unknown implementation 'nope'"),
+        (["--impl", "c,dikt"], "unknown implementation 'dikt'"),
+        (["--ops", "jump"], "unknown op 'jump'"),
+        (["--suites", "everything"], "unknown suite 'everything'"),
+        (["--sizes", "abc"], "bad size 'abc'"),
+        (["--sizes", "1"], "bad size '1'"),
+        (["--threads", "0"], "expected a positive integer"),
+        (["--quick", "--tiny"], "not allowed with argument"),
+    ],
+)
+def test_bench_bad_arguments_exit_2_with_a_message(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "usage: flowreg bench" in err
+
+
+def test_bench_unknown_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bench_json_to_a_missing_directory_exits_2(capsys, tmp_path):
+    assert main(["bench", "--tiny", "--json", str(tmp_path / "nowhere" / "out.json")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_bench_selection_in_process(capsys, tmp_path):
+    """--suites/--ops/--impl/--sizes narrow the run; dict, the baseline, is always measured."""
+    path = tmp_path / "out.json"
+    code = main(["bench", "--tiny", "--suites", "original", "--ops", "get", "--impl", "c", "--sizes", "21"])
+    assert code == 0
+    out = capsys.readouterr().out
+    header = table(out, "original")[1].split()
+    assert header == ["op", "n", "ids", "dict", "c"]
+    assert (
+        main(
+            ["bench", "--tiny", "--suites", "original", "--ops", "get", "--sizes", "21", "--json", str(path)]
+        )
+        == 0
+    )
+    rows = json.loads(path.read_text())["results"]
+    assert {(r["op"], r["n"]) for r in rows} == {("get", 21)}
+
+
+def test_bench_list_beyond_its_limit_is_reported_as_skipped(capsys):
+    big = LIST_MAX_N + 1
+    code = main(
+        ["bench", "--tiny", "--suites", "original", "--ops", "switch", "--impl", "list", "--sizes", str(big)]
+    )
+    assert code == 0
+    rows = table(capsys.readouterr().out, "original")[3:]
+    assert rows
+    assert all("skipped: O(n) scan" in row for row in rows)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_bench_ctrl_c_prints_what_was_measured_and_exits_130(tmp_path):
+    path = tmp_path / "partial.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowreg", "bench", "--quick", "--suites", "original", "--json", str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if line.startswith("[ 3/"):  # two steps are done
+                process.send_signal(signal.SIGINT)
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert "original:" in out
+    document = json.loads(path.read_text())
+    assert document["interrupted"] is True
+    assert document["results"]
+
+
+# --- info -----------------------------------------------------------------------------------
+
+
+def test_info_json(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["flowreg"] == flowreg.__version__
+    assert info["implementation"] == flowreg.IMPLEMENTATION
+    assert set(info["available"]) == AVAILABLE
+    assert isinstance(info["cpu_count"], int)
+
+
+def test_info_plain(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^implementation\s+{flowreg.IMPLEMENTATION}$", out, re.MULTILINE)
+
+
+def test_python_m_flowreg_info(tmp_path):
+    result = flowreg_cli("info", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["implementation"] == flowreg.IMPLEMENTATION
+
+
+# --- the harness and workloads behind bench (no timings asserted) ------------------------------
+
+
+def test_harness_rows_name_every_subject_and_ratio_to_the_baseline():
+    loop = harness.compile_lookup_loop("d[k]", {"d": {1: "a", 2: "b"}})
+    slow = harness.compile_lookup_loop("d.get(k)", {"d": {1: "a", 2: "b"}})
+    keys = [1, 2] * 50
+    subjects = [
+        harness.Subject("dict", "dict", harness.lookup_runner(loop, harness.KeyCursor(keys))),
+        harness.Subject("get", "get", harness.lookup_runner(slow, harness.KeyCursor(keys))),
+    ]
+    empty = harness.lookup_runner(harness.compile_lookup_loop("pass", {}), harness.KeyCursor(keys))
+    trial = harness.Trial("t", ("lookup",), 2, "same", subjects, empty)
+    rows = harness.measure(trial, harness.Settings(runs=3, target_ns=200_000))
+    assert [(r.impl, r.op, r.runs) for r in rows] == [("dict", "lookup", 3), ("get", "lookup", 3)]
+    assert rows[0].ratio_to_dict in (1.0, None)
+    assert all(r.loops >= 1 for r in rows)
+
+
+def test_harness_restores_gc():
+    import gc
+
+    assert gc.isenabled()
+    with harness.gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyboardInterrupt), harness.gc_paused():
+        raise KeyboardInterrupt
+    assert gc.isenabled()
+
+
+def test_harness_rejects_names_it_would_shadow():
+    with pytest.raises(ValueError, match="bad name"):
+        harness.compile_lookup_loop("pass", {"k": 1})
+
+
+def test_key_cursor_walks_distinct_slices():
+    cursor = harness.KeyCursor(list(range(10)), start=8)
+    assert cursor.take(4) == ([8, 9, 0, 1], 1)
+    assert cursor.take(2) == ([2, 3], 1)
+    keys, loops = cursor.take(25)
+    assert (len(keys), loops) == (10, 2)
+
+
+def test_hot_sequence_has_the_exact_hit_ratio():
+    import random
+
+    ids = make_ids(50, random.Random(1))
+    for ratio in (0.0, 0.5, 0.9, 0.99):
+        sequence = hot_sequence(ids, 1001, ratio, random.Random(2))
+        repeats = sum(a == b for a, b in itertools.pairwise(sequence))
+        assert repeats == round(ratio * 1000)
+        assert set(sequence) <= set(ids)
+
+
+def test_mutation_batches_are_distinct_stored_ids_in_shifting_order():
+    import random
+
+    rng = random.Random(4)
+    ids = make_ids(21, rng)
+    flows = {k: f"flow {k}" for k in ids}
+    batches = mutation_batches(ids, flows, 10, 4096, rng)
+    assert len(batches) >= 64
+    for gone, back in batches:
+        assert len(set(gone)) == 10
+        assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
+        assert back == [(k, flows[k]) for k in gone]
+    assert len({tuple(gone) for gone, _ in batches}) > 2  # not the same two halves over and over
+    for (fresh, _), (same, _) in zip(with_fresh_ids(batches), batches, strict=True):
+        assert fresh == same
+        assert all(a is not b for a, b in zip(fresh, same, strict=True))
+    cycler = BatchCycler(batches, start=len(batches) - 1)
+    assert cycler.take(2) == [batches[-1], batches[0]]
+
+
+def test_a_design_that_fails_to_build_is_reported_not_fatal():
+    from flowreg.benchmark.cases import Design
+    from flowreg.benchmark.context import Context, Selection
+    from flowreg.benchmark.profiles import PROFILES
+
+    def build(population):
+        raise OSError("undefined symbol: PyFoo")  # e.g. a peer compiled for another Python
+
+    ctx = Context(PROFILES["tiny"], Selection(sizes=(21,), suites=()))
+    names, reason = ctx.prepare(Design("broken", {"get": "s[k]"}, build), 21)
+    assert names == {}
+    assert reason == "failed: OSError: undefined symbol: PyFoo"
+
+
+def test_every_design_name_is_a_cli_choice():
+    assert {"list", "dict", "dict+hot", "py", "c"} <= set(IMPLS)
+    assert {"switch", "get", "create", "delete"} <= set(OPS)
