@@ -165,7 +165,8 @@ cdef enum:
     MIN_BITS = 3
     MAX_BITS = 31
     BATCH_GIL_FREE = 2048     # ids in a batch before its probing runs without the GIL
-    PREFETCH_AHEAD = 8        # batch probing fetches the slot of the id this far ahead
+    PREFETCH_AHEAD = 8        # batch probing fetches keys this far ahead, slots twice as far
+    PREFETCH_MIN_BITS = 16    # ... in tables of at least 1 << 16 slots (smaller ones stay cached)
     REHASH_GIL_FREE = 65536   # ids in a table before rebuilding it runs without the GIL
 
 cdef enum:                # how an id converted (see _id_of)
@@ -200,9 +201,14 @@ cdef inline uint32_t _hash_hi(int64_t a, int64_t b, int width) noexcept nogil:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline Py_ssize_t _probe(const Table* t, int64_t a, int64_t b, uint32_t* where) noexcept nogil:
-    """Dense index of the id, or -1; `where` gets its slot, or the empty slot it would take."""
-    cdef uint32_t hi = _hash_hi(a, b, t.width)
+cdef inline Py_ssize_t _probe_w(const Table* t, int64_t a, int64_t b, uint32_t* where,
+                                const int w) noexcept nogil:
+    """Dense index of the id, or -1; `where` gets its slot, or the empty slot it would take.
+
+    `w` is the id width (t.width), passed as a constant by _probe so that each
+    width gets its own straight-line code.
+    """
+    cdef uint32_t hi = _hash_hi(a, b, w)
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t pos = hi >> (32 - t.bits)
     cdef uint32_t tag = hi << t.bits
@@ -215,11 +221,17 @@ cdef inline Py_ssize_t _probe(const Table* t, int64_t a, int64_t b, uint32_t* wh
             return -1
         d = s ^ tag
         if d <= mask:  # same tag: compare the whole id
-            k = t.keys + <Py_ssize_t>(d - 1) * t.width
-            if k[0] == a and (t.width == 1 or k[1] == b):
+            k = t.keys + <Py_ssize_t>(d - 1) * w
+            if k[0] == a and (w == 1 or k[1] == b):
                 where[0] = pos
                 return d - 1
         pos = (pos + 1) & mask
+
+
+cdef inline Py_ssize_t _probe(const Table* t, int64_t a, int64_t b, uint32_t* where) noexcept nogil:
+    if t.width == 1:
+        return _probe_w(t, a, b, where, 1)
+    return _probe_w(t, a, b, where, 2)
 
 
 cdef inline Py_ssize_t _find(const Table* t, int64_t a, int64_t b) noexcept nogil:
@@ -251,41 +263,38 @@ cdef void _fill_slots(uint32_t* slots, int bits, const int64_t* keys, Py_ssize_t
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _unlink_slot(Table* t, uint32_t hole) noexcept nogil:
-    """Empty slot `hole`, moving later members of its cluster back so no probe breaks."""
+cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
+    """Drop dense entry i (in slot `hole`) from the table; the last entry moves into i.
+
+    Backward-shift deletion: later members of the hole's cluster move back so that no
+    probe breaks, and no tombstone is left behind.
+    """
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t j = hole
-    cdef uint32_t s, home
+    cdef uint32_t s, home, pos
+    cdef Py_ssize_t last = t.size - 1
     cdef const int64_t* k
     while True:
         j = (j + 1) & mask
         s = t.slots[j]
         if s == 0:
             break
-        k = t.keys + <Py_ssize_t>((s & mask) - 1) * t.width
-        home = _hash_hi(k[0], _second(k, t.width), t.width) >> (32 - t.bits)
+        k = t.keys + <Py_ssize_t>((s & mask) - 1) * w
+        home = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
         if ((j - home) & mask) >= ((j - hole) & mask):  # home not in (hole, j]: may move
             t.slots[hole] = s
             hole = j
     t.slots[hole] = 0
-
-
-cdef void _table_remove(Table* t, Py_ssize_t i, uint32_t pos) noexcept nogil:
-    """Drop dense entry i (in slot pos) from the table; the last entry moves into i."""
-    cdef Py_ssize_t last = t.size - 1
-    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
-    cdef uint32_t want = <uint32_t>(last + 1)
-    cdef int64_t* k = t.keys + last * t.width
-    _unlink_slot(t, pos)
     if i != last:
-        # The slot of the last entry is the one holding index last + 1, found from
-        # its home slot by comparing index bits only.
-        pos = _hash_hi(k[0], _second(k, t.width), t.width) >> (32 - t.bits)
-        while (t.slots[pos] & mask) != want:
+        # The last entry's slot is the one holding index last + 1: found from its home
+        # slot by comparing index bits only.
+        k = t.keys + last * w
+        pos = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
+        while (t.slots[pos] & mask) != <uint32_t>(last + 1):
             pos = (pos + 1) & mask
         t.slots[pos] = (t.slots[pos] & ~mask) | <uint32_t>(i + 1)
-        t.keys[i * t.width] = k[0]
-        if t.width == 2:
+        t.keys[i * w] = k[0]
+        if w == 2:
             t.keys[i * 2 + 1] = k[1]
     t.size = last
 
@@ -589,14 +598,17 @@ cdef inline PyObject* _replace_at(_BaseRegistry r, Py_ssize_t i, object flow) no
     return old
 
 
-cdef PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) noexcept:
+cdef inline PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) noexcept:
     """Remove dense entry i (slot pos); returns its flow's reference for the caller to drop.
 
     The caller drops it after releasing the lock: the flow's __del__ may re-enter.
     """
     cdef Py_ssize_t last = r._t.size - 1
     cdef PyObject* removed = _list_get(r._flows, i)
-    _table_remove(&r._t, i, pos)
+    if r._t.width == 1:
+        _table_remove(&r._t, i, pos, 1)
+    else:
+        _table_remove(&r._t, i, pos, 2)
     if i != last:
         _list_set(r._flows, i, _list_get(r._flows, last))  # the last flow's reference moves
     _incref(<PyObject*>None)
@@ -610,7 +622,7 @@ cdef PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) noexcept:
     return removed
 
 
-cdef int _take(_BaseRegistry r, object fid, PyObject** removed) except -1:
+cdef inline int _take(_BaseRegistry r, object fid, PyObject** removed) except -1:
     """Remove fid; `removed` gets its flow's reference, or NULL. Returns the ID_* code."""
     cdef int64_t a = 0, b = 0
     cdef uint32_t pos
@@ -830,17 +842,27 @@ cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t*
                            char* hit) noexcept nogil:
     """Probe every id of a batch: idx[i] = dense index or -1 and/or hit[i] = 0 or 1.
 
-    Returns the number of hits.  Probes of different ids are independent, so the
-    slot of an id PREFETCH_AHEAD places on is fetched early and the cache misses
-    of large tables overlap.
+    Returns the number of hits.  Probes of different ids are independent, so their
+    cache misses can overlap: the slot of the id 2 * PREFETCH_AHEAD places on is
+    fetched early, and PREFETCH_AHEAD places on, that slot (in cache by then) gives
+    the key to fetch.
     """
     cdef Table t = table[0]  # a local copy: stores through idx/hit cannot alias it
     cdef Py_ssize_t i, j, hits = 0, n = batch.n, w = t.width
+    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1, s
     cdef const int64_t* k
+    cdef bint prefetch = t.bits >= PREFETCH_MIN_BITS  # smaller tables stay in cache
     for i in range(n):
-        if i + PREFETCH_AHEAD < n:
-            k = batch.keys + (i + PREFETCH_AHEAD) * w
+        if not prefetch:
+            pass
+        elif i + 2 * PREFETCH_AHEAD < n:
+            k = batch.keys + (i + 2 * PREFETCH_AHEAD) * w
             FR_PREFETCH(t.slots + (_hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)))
+        if prefetch and i + PREFETCH_AHEAD < n:
+            k = batch.keys + (i + PREFETCH_AHEAD) * w
+            s = t.slots[_hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)]
+            if s:
+                FR_PREFETCH(t.keys + <Py_ssize_t>((s & mask) - 1) * w)
         if batch.valid != NULL and not batch.valid[i]:
             j = -1
         else:

@@ -8,6 +8,7 @@ throughput gain; under the GIL, Python-level loops cannot gain).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from array import array
 from time import perf_counter_ns
@@ -18,6 +19,9 @@ from .harness import LookupLoop, Phase, Runner, Subject, Trial, compile_lookup_l
 from .results import Row, skipped
 
 BATCH_DESIGNS = ("dict", "py", "c")
+# Starting, releasing and joining threads, and handing the GIL over, cost tens of microseconds
+# on a busy machine: runs this long keep that noise out of the thread rows.
+MIN_RUN_NS = 40_000_000
 BATCH_OPS = ("get_many", "contains_many")
 
 
@@ -85,7 +89,9 @@ def _batch_step(ctx: Context, op: str, n: int, designs: list[Design]) -> Step:
                     Subject(f"{design.impl}@{threads}", design.impl, runner, references, {"threads": threads})
                 )
         if subjects:
-            rows += measure(Trial("batch", (op,), n, "buffer", subjects), ctx.profile.settings)
+            settings = ctx.profile.settings
+            settings = dataclasses.replace(settings, target_ns=max(settings.target_ns, MIN_RUN_NS))
+            rows += measure(Trial("batch", (op,), n, "buffer", subjects), settings)
         return rows
 
     return Step(label, run)
