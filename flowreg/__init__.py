@@ -9,6 +9,7 @@ core when it is built and importable, else from the pure-Python fallback
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from types import ModuleType, SimpleNamespace
@@ -33,6 +34,7 @@ __all__ = [
 NO_EXTENSIONS = bool(os.environ.get("FLOWREG_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
 
 
+@functools.cache  # import once: a failed import is not retried on every call
 def _native() -> ModuleType | None:
     try:
         from . import _registry

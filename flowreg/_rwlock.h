@@ -27,21 +27,34 @@
 typedef SRWLOCK fr_mutex_t;
 typedef CONDITION_VARIABLE fr_cond_t;
 #  define fr_mutex_init(m) InitializeSRWLock(m)
-#  define fr_mutex_destroy(m) ((void)0)
+#  define fr_mutex_destroy(m) ((void)(m))
 #  define fr_mutex_lock(m) AcquireSRWLockExclusive(m)
 #  define fr_mutex_unlock(m) ReleaseSRWLockExclusive(m)
 #  define fr_cond_init(c) InitializeConditionVariable(c)
-#  define fr_cond_destroy(c) ((void)0)
+#  define fr_cond_destroy(c) ((void)(c))
 #  define fr_cond_wait(c, m) SleepConditionVariableSRW((c), (m), INFINITE, 0)
 #  define fr_cond_broadcast(c) WakeAllConditionVariable(c)
-/* Interlocked functions are full barriers: stronger than needed, always correct. */
-static inline int64_t fr_load(volatile int64_t *p) { return _InterlockedOr64((volatile LONG64 *)p, 0); }
+/* Interlocked functions are full barriers: stronger than needed, always correct.  MSVC has
+   _InterlockedOr64 and _InterlockedExchangeAdd64 only on x64 and ARM64: on 32-bit x86 they are
+   compare-exchange loops (as in CPython's pyatomic_msc.h). */
 static inline int fr_cas(volatile int64_t *p, int64_t expect, int64_t want) {
     return _InterlockedCompareExchange64((volatile LONG64 *)p, want, expect) == expect;
 }
+#  if defined(_M_X64) || defined(_M_ARM64)
+static inline int64_t fr_load(volatile int64_t *p) { return _InterlockedOr64((volatile LONG64 *)p, 0); }
 static inline int64_t fr_add(volatile int64_t *p, int64_t d) {
     return _InterlockedExchangeAdd64((volatile LONG64 *)p, d) + d;
 }
+#  else
+static inline int64_t fr_load(volatile int64_t *p) {
+    return _InterlockedCompareExchange64((volatile LONG64 *)p, 0, 0);
+}
+static inline int64_t fr_add(volatile int64_t *p, int64_t d) {
+    int64_t s = fr_load(p);
+    while (!fr_cas(p, s, s + d)) s = fr_load(p);
+    return s + d;
+}
+#  endif
 #else
 #  include <pthread.h>
 typedef pthread_mutex_t fr_mutex_t;

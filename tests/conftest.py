@@ -27,6 +27,14 @@ def pytest_sessionstart(session):
             )
 
 
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("FLOWREG_NO_EXTENSIONS"):
+        skip = pytest.mark.skip(reason="FLOWREG_NO_EXTENSIONS is set")
+        for item in items:
+            if item.get_closest_marker("c_ext"):
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", params=[pytest.param("c", marks=pytest.mark.c_ext), "py"])
 def impl(request):
     """One implementation: a namespace with name, FlowRegistry and PairFlowRegistry."""
