@@ -31,6 +31,17 @@ static inline int fr_long_as_i64(PyObject *o, int64_t *out) {
     long long v;
     if (n <= FR_MAX_FAST_DIGITS) {
         const digit *d = FR_DIGITS(o);
+#if PyLong_SHIFT == 30
+        /* 63-bit ids have three digits, small ones one: no loop for those. */
+        if (n == 3) {
+            if (d[2] >> 4) return 2;  /* 64 bits or more */
+            mag = ((uint64_t)d[2] << 60) | ((uint64_t)d[1] << 30) | d[0];
+            n = 0;
+        } else if (n == 1) {
+            mag = d[0];
+            n = 0;
+        }
+#endif
         while (n > 0) {
             if (mag >> (64 - PyLong_SHIFT)) return 2;
             mag = (mag << PyLong_SHIFT) | d[--n];
