@@ -58,8 +58,16 @@ Pair = namedtuple("Pair", "a b")
 
 
 @pytest.fixture
-def reg(Registry):
-    return Registry({10: "a", 20: "b", 30: "c"})
+def new_reg(Registry):
+    """Makes a new registry {10: 'a', 20: 'b', 30: 'c'}, for tests that change it: pytest-run-parallel
+    runs a test in several threads that share its fixtures' values, so each call makes its own."""
+    return lambda: Registry({10: "a", 20: "b", 30: "c"})
+
+
+@pytest.fixture
+def reg(new_reg):
+    """One such registry, shared by the threads of a pytest-run-parallel run: for tests that only read."""
+    return new_reg()
 
 
 def answers(result, is_buffer):
@@ -138,7 +146,8 @@ def test_empty_registry(Registry):
         reg.get_many(array("q", [1]))
 
 
-def test_unstorable_ids_mixed_in(reg):
+def test_unstorable_ids_mixed_in(new_reg):
+    reg = new_reg()
     fids = [10, "x", 2**70, 1.5, None, 30, -(2**70), (10,)]
     assert reg.contains_many(fids) == [True, False, False, False, False, True, False, False]
     assert reg.get_many(fids, default=0) == ["a", 0, 0, 0, 0, "c", 0, 0]
@@ -225,8 +234,15 @@ def test_pair_ids_are_flattened(PairRegistry):
 
 
 @pytest.fixture
-def pairs(PairRegistry):
-    return PairRegistry({(1, 2): "a", (3, 4): "b", (5, 6): "c"})
+def new_pairs(PairRegistry):
+    """Makes a new pair registry, for tests that change it (see new_reg)."""
+    return lambda: PairRegistry({(1, 2): "a", (3, 4): "b", (5, 6): "c"})
+
+
+@pytest.fixture
+def pairs(new_pairs):
+    """One such registry, shared by the threads of a pytest-run-parallel run: for tests that only read."""
+    return new_pairs()
 
 
 def pair_form(name, ids):
@@ -246,7 +262,8 @@ PAIR_FORM_NAMES = {"list": False, "namedtuples": False, "generator": False, "num
 
 
 @pytest.mark.parametrize(("form", "is_buffer"), PAIR_FORM_NAMES.items())
-def test_pair_batches(pairs, form, is_buffer):
+def test_pair_batches(new_pairs, form, is_buffer):
+    pairs = new_pairs()
     query = [(1, 2), (2, 1), (5, 6), (1, 2)]
     assert answers(pairs.contains_many(pair_form(form, query)), is_buffer) == [True, False, True, True]
     assert pairs.get_many(pair_form(form, query), default=None) == ["a", None, "c", "a"]
@@ -281,7 +298,8 @@ def test_pair_batch_buffer_shapes(pairs):
     assert len(pairs) == 3
 
 
-def test_pair_batch_unstorable_mixed_in(pairs):
+def test_pair_batch_unstorable_mixed_in(new_pairs):
+    pairs = new_pairs()
     fids = [(1, 2), (1,), "x", (1, 2, 3), [3, 4], (2**63, 0), (3, 4), 5]
     assert pairs.contains_many(fids) == [True, False, False, False, False, False, True, False]
     assert pairs.get_many(fids, default=0) == ["a", 0, 0, 0, 0, 0, "b", 0]
@@ -298,7 +316,10 @@ def test_pair_batch_unstorable_mixed_in(pairs):
 
 @pytest.fixture
 def big(Registry):
-    """A registry of BIG random 63-bit ids, plus BIG queries (about half present)."""
+    """A registry of BIG random 63-bit ids, plus BIG queries (about half present).
+
+    The registry is shared by the threads of a pytest-run-parallel run: tests that change it
+    work on a registry of their own rebuilt from the model (same items, same dense order)."""
     rng = random.Random(11)
     pool = list({rng.getrandbits(64) - 2**63 for _ in range(3 * BIG)})[: 2 * BIG]
     rng.shuffle(pool)
@@ -359,7 +380,9 @@ def test_big_get_many_with_unstorable_ids(big):
 
 @pytest.mark.parametrize("kind", ["array", "list", "numpy"])
 def test_big_delete_many(big, kind):
-    reg, query, model = big
+    shared, query, model = big
+    reg = type(shared)(model.items())  # its own registry: the same items in the same dense order
+    assert list(reg) == list(shared)
     fids = numpy().array(query, dtype="int64") if kind == "numpy" else array("q", query)
     expected = swap_with_last_delete(list(reg), query)
     removed = reg.delete_many(list(fids) if kind == "list" else fids)

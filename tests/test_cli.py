@@ -253,6 +253,7 @@ def test_bench_json_to_a_missing_directory_exits_2(capsys, tmp_path):
 def test_bench_selection_in_process(capsys, tmp_path):
     """--suites/--ops/--impl/--sizes narrow the run; dict, the baseline, is always measured."""
     path = tmp_path / "out.json"
+    capsys.readouterr()  # what an earlier run left: pytest-run-parallel's --iterations reuses capsys
     code = main(["bench", "--tiny", "--suites", "original", "--ops", "get", "--impl", "c", "--sizes", "21"])
     assert code == 0
     out = capsys.readouterr().out

@@ -76,6 +76,8 @@ def cycles(reg, ids, a, b, n):
             reg.clear()
 
 
+# tracemalloc's figures are process-wide: other threads' allocations would count as leaks.
+@pytest.mark.thread_unsafe(reason="tracemalloc measures the whole process")
 def test_no_leak(kind):
     make, fid = kind
     ids = [fid(i) for i in range(64)]
@@ -111,6 +113,9 @@ def _two_registries(reg, fid):
     reg[fid(0)] = type(reg)({fid(5): reg})
 
 
+# gc.disable() is process-wide: another thread's gc.enable() or gc.collect() could take the
+# cycle apart before the test looks at it.
+@pytest.mark.thread_unsafe(reason="gc.disable() and gc.collect() are process-wide")
 @pytest.mark.parametrize("link", [_self, _instance, _containers, _two_registries])
 def test_cycle_through_value_is_collected(kind, link):
     make, fid = kind
@@ -128,6 +133,7 @@ def test_cycle_through_value_is_collected(kind, link):
     assert alive() is None
 
 
+@pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 def test_cycle_with_finalizer_is_collected(kind):
     make, fid = kind
     finalized = []
@@ -148,6 +154,7 @@ def test_cycle_with_finalizer_is_collected(kind):
     assert finalized == [2]
 
 
+@pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 @pytest.mark.parametrize("cyclic", [False, True])
 def test_deep_nesting(Registry, cyclic):
     innermost = reg = Registry()
@@ -165,6 +172,7 @@ def test_deep_nesting(Registry, cyclic):
     assert alive() is None
 
 
+@pytest.mark.thread_unsafe(reason="tracemalloc measures the whole process")
 def test_native_memory_is_traced(kind):
     make, fid = kind
     n = 100_000

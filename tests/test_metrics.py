@@ -8,6 +8,7 @@ stats(), so a collector that exported the wrong key would fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,15 +95,25 @@ def prometheus_client():
 
 @pytest.fixture
 def metrics_server(prometheus_client):
-    """prometheus_client's HTTP server on a free port of 127.0.0.1, serving a fresh CollectorRegistry."""
-    collectors = prometheus_client.CollectorRegistry()
-    server, thread = prometheus_client.start_http_server(0, addr="127.0.0.1", registry=collectors)
-    try:
-        yield collectors, f"http://127.0.0.1:{server.server_port}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    """Starts prometheus_client's HTTP server on a free port of 127.0.0.1, serving a fresh
+    CollectorRegistry: start() -> (collectors, url).  A factory, so that each run of a test
+    gets a server of its own (pytest-run-parallel's --iterations runs a test again with the
+    same fixture values); every server is stopped at teardown."""
+    with contextlib.ExitStack() as servers:
+
+        def start():
+            collectors = prometheus_client.CollectorRegistry()
+            server, thread = prometheus_client.start_http_server(0, addr="127.0.0.1", registry=collectors)
+
+            @servers.callback
+            def stop():
+                server.shutdown()
+                server.server_close()
+                thread.join(10)
+
+            return collectors, f"http://127.0.0.1:{server.server_port}/metrics"
+
+        yield start
 
 
 def scrape(url):
@@ -126,9 +137,9 @@ def scrape(url):
     return samples, types, text
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="starts an HTTP server thread")
 def test_scrape_over_http_reports_the_operations(Registry, metrics_server):
-    collectors, url = metrics_server
+    collectors, url = metrics_server()
     sessions, idle = Registry(), Registry()
     expected = perform(sessions)
     collector = PrometheusCollector(sessions, "sessions")
@@ -264,14 +275,20 @@ class UdpSink:
 
 @pytest.fixture
 def statsd_client():
+    """Makes a statsd.StatsClient sending to a new UdpSink: make() -> (client, sink).  A factory,
+    so that each run of a test gets a sink of its own (pytest-run-parallel's --iterations runs a
+    test again with the same fixture values); all are closed at teardown."""
     statsd = pytest.importorskip("statsd")
-    sink = UdpSink()
-    client = statsd.StatsClient("127.0.0.1", sink.port)
-    try:
-        yield client, sink
-    finally:
-        client.close()
-        sink.close()
+    with contextlib.ExitStack() as opened:
+
+        def make():
+            sink = UdpSink()
+            opened.callback(sink.close)
+            client = statsd.StatsClient("127.0.0.1", sink.port)
+            opened.callback(client.close)
+            return client, sink
+
+        yield make
 
 
 LINE = re.compile(r"(?P<stat>[^:|]+):(?P<value>-?\d+)\|(?P<type>g|c)\Z")
@@ -304,9 +321,9 @@ def expected_report(stats, memory, counts):
     return gauges + [(stat, counts[key], "c") for stat, key in COUNTERS.items()]
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="starts a UDP receiver thread")
 def test_report_once_sends_gauges_and_deltas_over_udp(Registry, statsd_client):
-    client, sink = statsd_client
+    client, sink = statsd_client()
     reg = Registry()
     reporter = StatsdReporter(reg, client, "sessions", interval=None)
     expected = perform(reg)
@@ -333,9 +350,9 @@ def test_report_once_sends_gauges_and_deltas_over_udp(Registry, statsd_client):
     assert all(value >= 0 for _, value, _ in first + second + third)
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="starts a UDP receiver and a reporter thread")
 def test_thread_deltas_add_up_to_the_operations(Registry, statsd_client):
-    client, sink = statsd_client
+    client, sink = statsd_client()
     reg = Registry()
     with StatsdReporter(reg, client, "threaded", interval=0.02) as reporter:
         expected = perform(reg)
@@ -381,8 +398,9 @@ class BrokenClient:
     incr = gauge
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="captures logging (caplog) and starts a reporter thread")
 def test_failures_are_logged_not_raised(Registry, caplog):
+    caplog.clear()  # pytest-run-parallel's --iterations runs this again with the same caplog
     reg = Registry()
     client = BrokenClient()
     reporter = StatsdReporter(reg, client, "broken", interval=None)
@@ -423,7 +441,7 @@ def run_python(code, cwd):
     return done.stdout
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="a subprocess: nothing to gain from threads")
 def test_import_flowreg_leaves_metrics_alone(tmp_path):
     out = run_python(
         "import sys, flowreg\n"
@@ -433,7 +451,7 @@ def test_import_flowreg_leaves_metrics_alone(tmp_path):
     assert out.strip() == "[]"
 
 
-@pytest.mark.thread_unsafe
+@pytest.mark.thread_unsafe(reason="a subprocess: nothing to gain from threads")
 def test_without_prometheus_client(impl, tmp_path):
     module = {"c": "flowreg._registry", "py": "flowreg._registry_py"}[impl.name]
     out = run_python(

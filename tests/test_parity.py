@@ -70,6 +70,7 @@ def test_exceptions_are_shared(both):
 
 
 @pytest.mark.c_ext
+@pytest.mark.thread_unsafe(reason="runs mypy's stubtest in a subprocess: seconds each, nothing shared")
 def test_stub_matches_compiled_module(tmp_path):
     pytest.importorskip("mypy")
     importlib.import_module("flowreg._registry")  # a missing build fails here, not in stubtest

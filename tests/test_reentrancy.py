@@ -65,13 +65,16 @@ DEL_EFFECTS = {
 
 
 class Reenter:
-    """A value whose __del__ runs an action on the registry it belonged to."""
+    """A value whose __del__ runs an action on the registry it belonged to, and then
+    appends itself to `log` (a list of the test's own: pytest-run-parallel runs a test
+    in several threads at once, so a module-level log would collect every thread's)."""
 
     live: ClassVar[weakref.WeakSet[Reenter]] = weakref.WeakSet()
 
-    def __init__(self, reg, me, fid, action, strong):
+    def __init__(self, reg, me, fid, action, strong, log):
         self.reg = reg if strong else weakref.ref(reg)
         self.strong, self.me, self.fid, self.action = strong, me, fid, action
+        self.log = log
         self.ran, self.errors, self.saw_registry = 0, [], None
         self.armed = True
         Reenter.live.add(self)
@@ -80,7 +83,7 @@ class Reenter:
         if not self.armed:
             return
         self.ran += 1
-        LOG.append(self)  # keeps it (and its results) alive for the test to inspect
+        self.log.append(self)  # keeps it (and its results) alive for the test to inspect
         reg = self.reg if self.strong else self.reg()
         self.saw_registry = reg is not None
         if reg is None:
@@ -93,30 +96,25 @@ class Reenter:
             self.errors.append(repr(e))
 
 
-LOG: list[Reenter] = []
-
-
 @pytest.fixture(autouse=True)
 def _disarm():
-    LOG.clear()
     yield
     for value in list(Reenter.live):  # leftovers must not act during later tests
         value.armed = False
-    LOG.clear()
 
 
 N_SMALL, N_LARGE = 8, 10_000  # the large batch is above the native GIL-release threshold (2048)
 
 
-def _build(make, fid, n, action, strong):
-    """A registry of n ids; ids 1, 4 and the last hold Reenter values."""
+def _build(make, fid, n, action, strong, log):
+    """A registry of n ids; ids 1, 4 and the last hold Reenter values logging to `log`."""
     reg = make()
     targets = [fid(1), fid(4), fid(n - 1)]
     for i in range(n):
         k = fid(i)
         reg[k] = f"plain {i}"
     for k in targets:
-        reg[k] = Reenter(reg, k, fid, action, strong)
+        reg[k] = Reenter(reg, k, fid, action, strong, log)
     return reg, targets
 
 
@@ -146,37 +144,41 @@ TRIGGERS = {
 def test_del_reenters(kind, trigger, action):
     make, fid, buf = kind
     n, removed, op = TRIGGERS[trigger]
-    reg, targets = _build(make, fid, n, action, strong=False)
+    log = []
+    reg, targets = _build(make, fid, n, action, strong=False, log=log)
     op(reg, targets, fid, buf)
     ran = 3 if action == "clear" else removed  # clearing from __del__ removes the others too
-    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * ran
+    assert [(v.ran, v.saw_registry, v.errors) for v in log] == [(1, True, [])] * ran
     check_consistent(reg)
     assert DEL_EFFECTS[action](reg, fid)
     if action == "reinsert":
-        assert all(reg[v.me] == "back" for v in LOG)
+        assert all(reg[v.me] == "back" for v in log)
     elif trigger not in ("overwrite", "update"):
-        assert all(v.me not in reg for v in LOG)  # the removal itself happened
+        assert all(v.me not in reg for v in log)  # the removal itself happened
 
 
+@pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 @pytest.mark.parametrize("action", DEL_ACTIONS)
 def test_del_reenters_when_registry_is_collected(kind, action):
     """Values holding their registry: gc runs their __del__ while the registry is intact."""
     make, fid, _ = kind
-    reg, _ = _build(make, fid, N_SMALL, action, strong=True)
+    log = []
+    reg, _ = _build(make, fid, N_SMALL, action, strong=True, log=log)
     alive = weakref.ref(reg)
     del reg
     gc.collect()
     gc.collect()
     assert alive() is None
-    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * 3
+    assert [(v.ran, v.saw_registry, v.errors) for v in log] == [(1, True, [])] * 3
 
 
 def test_del_when_registry_is_deallocated(kind):
     """Values holding a weak reference: by the time they go, the registry is gone."""
     make, fid, _ = kind
-    reg, _ = _build(make, fid, N_SMALL, "clear", strong=False)
+    log = []
+    reg, _ = _build(make, fid, N_SMALL, "clear", strong=False, log=log)
     del reg
-    assert [(v.ran, v.saw_registry) for v in LOG] == [(1, False)] * 3
+    assert [(v.ran, v.saw_registry) for v in log] == [(1, False)] * 3
 
 
 class ReenteringRegistry:
@@ -188,18 +190,20 @@ class ReenteringRegistry:
         self[self.extra] = "after clear"
 
 
+@pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 def test_registry_del_reenters_itself(kind):
     make, fid, _ = kind
     cls = type("Sub", (ReenteringRegistry, make), {})
     reg = cls()
     reg.extra = fid(42)
+    log = []
     for i in range(5):
-        reg[fid(i)] = Reenter(reg, fid(i), fid, "write", strong=False)
+        reg[fid(i)] = Reenter(reg, fid(i), fid, "write", strong=False, log=log)
     alive = weakref.ref(reg)
     del reg
     gc.collect()
     assert alive() is None
-    assert [(v.ran, v.saw_registry, v.errors) for v in LOG] == [(1, True, [])] * 5
+    assert [(v.ran, v.saw_registry, v.errors) for v in log] == [(1, True, [])] * 5
 
 
 # ------------------------------------------------------------- __index__

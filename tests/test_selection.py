@@ -6,7 +6,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import flowreg
+
+# These start a fresh interpreter and look only at its output: nothing is shared that threads
+# could race on, and running them 4 times at once costs interpreter start-ups, not coverage.
+SUBPROCESS = pytest.mark.thread_unsafe(reason="a subprocess: nothing to gain from threads")
 
 
 def run(code, **env):
@@ -30,6 +36,7 @@ def test_implementation_is_consistent():
         assert chosen.PairFlowRegistry is flowreg.PairFlowRegistry
 
 
+@SUBPROCESS
 def test_no_extensions_forces_the_fallback():
     out = run(
         "import flowreg; print(flowreg.IMPLEMENTATION, flowreg.FlowRegistry.__module__)",
@@ -38,6 +45,7 @@ def test_no_extensions_forces_the_fallback():
     assert out == "py flowreg._registry_py"
 
 
+@SUBPROCESS
 def test_a_missing_extension_falls_back_silently():
     out = run(
         """
@@ -52,6 +60,7 @@ def test_a_missing_extension_falls_back_silently():
     assert out == "py ['py']"
 
 
+@SUBPROCESS
 def test_the_suite_fails_loudly_when_the_extension_is_required_but_missing(tmp_path):
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     conftest = os.path.join(os.path.dirname(__file__), "conftest.py")
@@ -72,6 +81,7 @@ def test_the_suite_fails_loudly_when_the_extension_is_required_but_missing(tmp_p
     assert "FLOWREG_REQUIRE_EXTENSION" in result.stdout + result.stderr
 
 
+@SUBPROCESS
 def test_core_import_needs_no_third_party_module():
     out = run(
         """

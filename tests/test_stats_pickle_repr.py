@@ -5,6 +5,7 @@ import copy
 import pickle
 import random
 import sys
+import threading
 from array import array
 from types import SimpleNamespace
 
@@ -35,6 +36,11 @@ def flavor(request, Registry, PairRegistry):
     if request.param == "int":
         return SimpleNamespace(cls=Registry, k=lambda i: i)
     return SimpleNamespace(cls=PairRegistry, k=lambda i: (i, -i))
+
+
+# Unpickling builds whatever flowreg.FlowRegistry is: these tests set it (monkeypatch) for the
+# whole process, so threads running them at once would load each other's implementation.
+MONKEYPATCHES = pytest.mark.thread_unsafe(reason="monkeypatches flowreg.FlowRegistry for the process")
 
 
 @pytest.fixture
@@ -373,6 +379,7 @@ def shuffled(flavor):
     return reg
 
 
+@MONKEYPATCHES
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_pickle_round_trip(selected, flavor, protocol):
     reg = shuffled(flavor)
@@ -385,6 +392,7 @@ def test_pickle_round_trip(selected, flavor, protocol):
     assert len(empty) == 0
 
 
+@MONKEYPATCHES
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_pickle_shared_and_self_references(selected, Registry, protocol):
     shared = ["shared"]
@@ -397,6 +405,7 @@ def test_pickle_shared_and_self_references(selected, Registry, protocol):
     assert list(loaded) == [1, 2, 3]
 
 
+@MONKEYPATCHES
 @pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
 @pytest.mark.parametrize(("made_by", "loaded_by"), [("c", "py"), ("py", "c"), ("c", "c"), ("py", "py")])
 @pytest.mark.parametrize("name", ["FlowRegistry", "PairFlowRegistry"])
@@ -416,12 +425,19 @@ def test_pickle_loads_under_the_other_implementation(both, monkeypatch, name, ma
     assert list(loaded) == [k(0), k(5), k(2), k(3), k(4)]
 
 
+_SUBCLASS_LOCK = threading.Lock()
+
+
 def make_subclass(base):
-    """A subclass pickle can find: a global of this module."""
+    """A subclass pickle can find: a global of this module.
+
+    Made once under a lock: threads running a test at once (pytest-run-parallel) must all get
+    the class pickle finds, not each a class of their own that replaces the others'."""
     name = f"Sub{base.__name__}_{base.__module__.replace('.', '_')}"
-    if name not in globals():
-        globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
-    return globals()[name]
+    with _SUBCLASS_LOCK:
+        if name not in globals():
+            globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
+        return globals()[name]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
