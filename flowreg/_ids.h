@@ -9,6 +9,15 @@
 #  include <longintrepr.h>
 #endif
 
+/* For the few helpers on every lookup's path, where a call would cost more than the work. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define FR_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define FR_ALWAYS_INLINE __forceinline
+#else
+#  define FR_ALWAYS_INLINE inline
+#endif
+
 /* The digits of an int, read the way CPython's own headers lay them out. */
 #if PY_VERSION_HEX >= 0x030C0000
 #  define FR_NDIGITS(o) ((Py_ssize_t)(((PyLongObject *)(o))->long_value.lv_tag >> 3))
@@ -24,7 +33,7 @@
 /* 0: *out holds the value; 2: out of the int64 range; -1: error set.
  * `o` must pass PyLong_Check.  Inline for every value that fits in 64 bits:
  * ids are often random 63-bit numbers, which take three 30-bit digits. */
-static inline int fr_long_as_i64(PyObject *o, int64_t *out) {
+static FR_ALWAYS_INLINE int fr_long_as_i64(PyObject *o, int64_t *out) {
     Py_ssize_t n = FR_NDIGITS(o);
     uint64_t mag = 0;
     int overflow;
@@ -60,6 +69,18 @@ static inline int fr_long_as_i64(PyObject *o, int64_t *out) {
     if (v == -1 && PyErr_Occurred()) return -1;
     *out = (int64_t)v;
     return 0;
+}
+
+/* Both parts of a pair id, when both are ints: 0, 2 or -1 as above, or 3 when a part
+ * is not an int (the caller then tries __index__).  `o` must be a tuple of length 2. */
+static inline int fr_pair_as_i64(PyObject *o, int64_t *a, int64_t *b) {
+    PyObject *x = PyTuple_GET_ITEM(o, 0);
+    PyObject *y = PyTuple_GET_ITEM(o, 1);
+    int code;
+    if (!PyLong_Check(x) || !PyLong_Check(y)) return 3;
+    code = fr_long_as_i64(x, a);
+    if (code != 0) return code;
+    return fr_long_as_i64(y, b);
 }
 
 /* Fibonacci hashing constants: 2^64 / golden ratio, and splitmix64's multiplier. */

@@ -75,6 +75,7 @@ cdef extern from "Python.h":
 
 cdef extern from "_ids.h":
     int fr_long_as_i64(object o, int64_t* out) except -1
+    int fr_pair_as_i64(object o, int64_t* a, int64_t* b) except -1
     const uint64_t FR_GOLDEN
     const uint64_t FR_MIX
     const bint FR_FREE_THREADED
@@ -340,14 +341,21 @@ cdef inline int _int_id(object o, int64_t* out) except -1:
     return _index_id(o, out)
 
 
-cdef int _pair_id(object o, int64_t* a, int64_t* b) except -1:
+cdef int _pair_index_id(tuple o, int64_t* a, int64_t* b) except -1:
+    cdef int code = _int_id(o[0], a)
+    if code != ID_OK:
+        return code
+    return _int_id(o[1], b)
+
+
+cdef inline int _pair_id(object o, int64_t* a, int64_t* b) except -1:
     cdef int code
     if not isinstance(o, tuple) or len(<tuple>o) != 2:
         return ID_BAD_TYPE
-    code = _int_id((<tuple>o)[0], a)
-    if code != ID_OK:
-        return code
-    return _int_id((<tuple>o)[1], b)
+    code = fr_pair_as_i64(o, a, b)  # two ints: read in place, no references taken
+    if code == 3:
+        return _pair_index_id(<tuple>o, a, b)
+    return code
 
 
 cdef inline int _id_of(_BaseRegistry r, object o, int64_t* a, int64_t* b) except -1:
