@@ -70,6 +70,15 @@ def _int_id(o: Any) -> tuple[int, Any]:
 
 
 def _pair_id(o: Any) -> tuple[int, Any]:
+    if type(o) is tuple and len(o) == 2:
+        a, b = o  # the common case, a plain tuple of plain ints in range, is its own key
+        if (
+            type(a) is int
+            and type(b) is int
+            and _INT64_MIN <= a <= _INT64_MAX
+            and _INT64_MIN <= b <= _INT64_MAX
+        ):
+            return 0, o
     if not isinstance(o, tuple) or len(o) != 2:
         return BAD_TYPE, None
     code, a = _int_id(o[0])
