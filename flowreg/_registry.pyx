@@ -76,6 +76,8 @@ cdef extern from "Python.h":
 cdef extern from "_ids.h":
     int fr_long_as_i64(object o, int64_t* out) except -1
     int fr_pair_as_i64(object o, int64_t* a, int64_t* b) except -1
+    PyObject* fr_list_item_ref(PyObject* lst, Py_ssize_t i)  # a new reference
+    object fr_owned(PyObject* o)  # steals o: the reference becomes the caller's result
     const uint64_t FR_GOLDEN
     const uint64_t FR_MIX
     const bint FR_FREE_THREADED
@@ -968,15 +970,16 @@ cdef class _BaseRegistry:
         cdef int64_t a = 0, b = 0
         cdef Py_ssize_t i
         cdef int held
+        cdef PyObject* flow
         cdef int code = _id_of(self, fid, &a, &b)
         if code == ID_OK:
             held = _acquire(self, HOLD_READ)
             i = _find(&self._t, a, b)
             if i >= 0:
-                flow = <object>_list_get(self._flows, i)
+                flow = fr_list_item_ref(<PyObject*>self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
-                return flow
+                return fr_owned(flow)
             _release(self, held)
         FR_BUMP(&self._c.misses, 1)
         missing = getattr(type(self), "__missing__", None)
@@ -990,14 +993,15 @@ cdef class _BaseRegistry:
         cdef int64_t a = 0, b = 0
         cdef Py_ssize_t i
         cdef int held
+        cdef PyObject* flow
         if _id_of(self, fid, &a, &b) == ID_OK:
             held = _acquire(self, HOLD_READ)
             i = _find(&self._t, a, b)
             if i >= 0:
-                flow = <object>_list_get(self._flows, i)
+                flow = fr_list_item_ref(<PyObject*>self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
-                return flow
+                return fr_owned(flow)
             _release(self, held)
         FR_BUMP(&self._c.misses, 1)
         return default
@@ -1008,23 +1012,24 @@ cdef class _BaseRegistry:
         cdef int64_t a = 0, b = 0
         cdef Py_ssize_t i
         cdef int held
+        cdef PyObject* flow
         cdef int code = _id_of(self, fid, &a, &b)
         if code == ID_OK:
             held = _acquire(self, HOLD_READ)
             i = FR_LOAD_SSIZE(&self._hot)
             if _holds(&self._t, i, a, b):
-                flow = <object>_list_get(self._flows, i)
+                flow = fr_list_item_ref(<PyObject*>self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hot_hits, 1)
                 FR_BUMP(&self._c.hits, 1)
-                return flow
+                return fr_owned(flow)
             i = _find(&self._t, a, b)
             if i >= 0:
                 FR_STORE_SSIZE(&self._hot, i)
-                flow = <object>_list_get(self._flows, i)
+                flow = fr_list_item_ref(<PyObject*>self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
-                return flow
+                return fr_owned(flow)
             _release(self, held)
         FR_BUMP(&self._c.misses, 1)
         raise not_found(fid, code == ID_OK, self._t.width == 2)

@@ -217,3 +217,19 @@ def test_growth_to_millions(Registry):
     assert reg.__sizeof__() == Registry().__sizeof__()
     reg[n] = flow
     assert list(reg.items()) == [(n, flow)]
+
+
+def test_reads_hand_out_one_reference_each(kind):
+    """[], get, switch_flow (probed and from the hot slot) and the batch reads give the caller
+    exactly one new reference to the flow, and take none of the registry's."""
+    make, fid = kind
+    flow, other = Flow(), Flow()
+    reg = make([(fid(1), flow), (fid(2), other)])
+    refs = sys.getrefcount(flow), sys.getrefcount(other)
+    for _ in range(1000):
+        got = [reg[fid(1)], reg.get(fid(1)), reg.switch_flow(fid(1)), reg.switch_flow(fid(1))]
+        got += [reg.switch_flow(fid(2)), *reg.get_many([fid(1), fid(2)])]
+        assert [g is flow for g in got] == [True, True, True, True, False, True, False]
+        assert sys.getrefcount(flow) == refs[0] + 5
+        del got
+    assert (sys.getrefcount(flow), sys.getrefcount(other)) == refs
