@@ -18,6 +18,15 @@
 #  define FR_ALWAYS_INLINE inline
 #endif
 
+/* Cython's `cdef inline` helpers (the probe, the id conversion) must be inlined into the
+ * lookup paths: from 3.12 on, CPython's larger Py_INCREF/Py_DECREF make gcc stop inlining
+ * them there, and a lookup then costs about a third more.  Cython defines CYTHON_INLINE
+ * before including this header; this applies to the code after it. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(CYTHON_INLINE)
+#  undef CYTHON_INLINE
+#  define CYTHON_INLINE inline __attribute__((always_inline, unused))
+#endif
+
 /* The digits of an int, read the way CPython's own headers lay them out. */
 #if PY_VERSION_HEX >= 0x030C0000
 #  define FR_NDIGITS(o) ((Py_ssize_t)(((PyLongObject *)(o))->long_value.lv_tag >> 3))
