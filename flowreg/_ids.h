@@ -21,8 +21,9 @@
 /* Cython's `cdef inline` helpers (the probe, the id conversion) must be inlined into the
  * lookup paths: from 3.12 on, CPython's larger Py_INCREF/Py_DECREF make gcc stop inlining
  * them there, and a lookup then costs about a third more.  Cython defines CYTHON_INLINE
- * before including this header; this applies to the code after it. */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(CYTHON_INLINE)
+ * before including this header; this applies to the code after it.  Free-threaded builds,
+ * which cannot be compiled on the machines this was measured on, keep Cython's default. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(CYTHON_INLINE) && !defined(Py_GIL_DISABLED)
 #  undef CYTHON_INLINE
 #  define CYTHON_INLINE inline __attribute__((always_inline, unused))
 #endif
