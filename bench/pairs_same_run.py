@@ -9,10 +9,10 @@ times each design on its own, and on a noisy machine its ratios scatter far more
 from __future__ import annotations
 
 import argparse
-import random
+
+from bench_pairs import pairs  # the workload of bench_pairs.py: same flows, same lookups
 
 import flowreg
-from flowreg.benchmark.cases import Flow, make_ids
 from flowreg.benchmark.harness import (
     KeyCursor,
     Settings,
@@ -25,12 +25,8 @@ from flowreg.benchmark.harness import (
 
 
 def trial(n: int, ids: str) -> Trial:
-    rng = random.Random(n)
-    keys = list(zip(make_ids(n, rng), make_ids(n, rng), strict=True))
-    flows = {k: Flow(k[0]) for k in keys}
-    pool = rng.choices(keys, k=min(1 << 18, max(4096, 4 * n)))
-    if ids == "fresh":  # new tuples of new ints, as parsed from a request
-        pool = [(int(str(a)), int(str(b))) for a, b in pool]
+    flows, lookups = pairs(n)
+    pool = lookups[ids]
     stores = {"dict": flows} | {
         impl: ns.PairFlowRegistry(flows, capacity=n) for impl, ns in flowreg.implementations().items()
     }
