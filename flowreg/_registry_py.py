@@ -263,7 +263,7 @@ class _BaseRegistry(_Storage):
         self._hits += 1
         return flow
 
-    def switch_flow(self, fid: Any) -> Any:
+    def switch_flow(self, fid: Any, /) -> Any:
         """Return the flow under fid (FlowNotFound if none); repeating the last id skips the probe."""
         key = fid if type(fid) is int else self._convert(fid)[1]
         try:
@@ -354,7 +354,7 @@ class _BaseRegistry(_Storage):
             self._insert(key, flow)
         return flow
 
-    def delete_flow(self, fid: Any) -> Any:
+    def delete_flow(self, fid: Any, /) -> Any:
         """Remove fid and return its flow; FlowNotFound if absent."""
         return _BaseRegistry.pop(self, fid)
 

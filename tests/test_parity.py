@@ -70,6 +70,19 @@ def test_exceptions_are_shared(both):
 
 
 @pytest.mark.c_ext
+@pytest.mark.parametrize("name", CLASSES)
+def test_native_methods_belong_to_the_concrete_class(name):
+    # CPython specialises a call of a C method only on the exact type owning its descriptor:
+    # FlowRegistry's methods written on _BaseRegistry would all take the slow generic call.
+    cls = getattr(importlib.import_module("flowreg._registry"), name)
+    for verb in ("get", "switch_flow", "create_flow", "delete_flow", "setdefault", "get_or_create"):
+        assert cls.__dict__[verb].__objclass__ is cls
+        assert cls.__dict__[verb].__doc__ == getattr(cls.__base__, verb).__doc__
+    key = 7 if name == "FlowRegistry" else (7, 7)
+    assert cls.__dict__["switch_flow"](cls({key: "seven"}), key) == "seven"
+
+
+@pytest.mark.c_ext
 @pytest.mark.thread_unsafe(reason="runs mypy's stubtest in a subprocess: seconds each, nothing shared")
 def test_stub_matches_compiled_module(tmp_path):
     pytest.importorskip("mypy")
