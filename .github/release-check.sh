@@ -43,18 +43,7 @@ one() {
 }
 
 step "source tree -> $work/src"
-mkdir "$work/src"
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    while IFS= read -r -d '' f; do
-        if [ -f "$f" ]; then
-            mkdir -p "$work/src/$(dirname "$f")"
-            cp -p "$f" "$work/src/$f"
-        fi
-    done < <(git ls-files -z --cached --others --exclude-standard)
-else
-    cp -a . "$work/src"
-    rm -rf "$work/src"/{build,dist,*.egg-info} "$work/src"/flowreg/*.{c,html,so,pyd}
-fi
+bash .github/copy-tree.sh "$work/src"
 # From here on, nothing runs in the work tree: a flowreg/ built in place there must not be what
 # `python -c 'import flowreg'` finds.
 cd "$work"

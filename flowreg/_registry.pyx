@@ -722,7 +722,8 @@ cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
             raise MemoryError()
         held = _acquire(r, HOLD_READ)
         if r._t.size == n:
-            memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
+            if n:  # a cleared registry has no key array: memcpy must not see its NULL
+                memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
             for i in range(n):
                 v = _list_get(r._flows, i)
                 _incref(v)
@@ -1362,7 +1363,8 @@ cdef class _BaseRegistry:
             out = clone(_int64_array, n * self._t.width, False)
             held = _acquire(self, HOLD_READ)
             if self._t.size == n:
-                memcpy(out.data.as_voidptr, self._t.keys, n * self._t.width * sizeof(int64_t))
+                if n:  # an empty array has no buffer: memcpy must not see its NULL
+                    memcpy(out.data.as_voidptr, self._t.keys, n * self._t.width * sizeof(int64_t))
                 _release(self, held)
                 return out
             _release(self, held)
