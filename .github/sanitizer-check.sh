@@ -47,7 +47,7 @@ CFLAGS="$sanitize" LDFLAGS="$sanitize" FLOWREG_DEBUG_BUILD=1 \
 # Found without importing it: loaded before the ASan runtime, it would abort.
 platlib=$(python -I -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
 core=$(find "$platlib/flowreg" -maxdepth 1 -name '_registry*.so' | head -n 1)
-if [ -z "$core" ] || ! ldd "$core" | grep -q libasan; then
+if [ -z "$core" ] || ! ldd "$core" | grep libasan >/dev/null; then  # no -q: ldd must not get SIGPIPE
     echo "the native core (${core:-not built}) was not built with AddressSanitizer" >&2
     exit 1
 fi
