@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+export PIP_CONSTRAINT="$PWD/.github/constraints.txt"  # the Cython the wheels are built with
 work=$(mktemp -d "${TMPDIR:-/tmp}/flowreg-sanitizers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -36,17 +37,21 @@ python -m pip install -q --upgrade pip
 # The build requirements go into the venv so that pip builds with the flags below
 # (--no-build-isolation), then the project with its test extra.
 python -m pip install -q "setuptools>=77" "Cython>=3.1,<4"
-sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# -fno-wrapv: Python's own flags (-fwrapv) would define signed overflow, and UBSan skip it.
+sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-wrapv -fno-omit-frame-pointer"
 # From a copy of the tree as a commit would hold it: setuptools would reuse the unsanitized
 # objects of an earlier build in build/, and the copy has no in-place build.
 bash .github/copy-tree.sh "$work/src"
 cd "$work/src"
-CFLAGS="$sanitize" LDFLAGS="$sanitize" FLOWREG_DEBUG_BUILD=1 \
+# CC=gcc: the compiler whose sanitizer runtimes are preloaded below.
+CC=gcc CFLAGS="$sanitize" LDFLAGS="$sanitize" FLOWREG_DEBUG_BUILD=1 \
     python -m pip install -q --no-build-isolation --no-cache-dir ".[test]"
 
 # Found without importing it: loaded before the ASan runtime, it would abort.
 platlib=$(python -I -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
-core=$(find "$platlib/flowreg" -maxdepth 1 -name '_registry*.so' | head -n 1)
+shopt -s nullglob
+cores=("$platlib"/flowreg/_registry*.so)
+core=${cores[0]:-}
 if [ -z "$core" ] || ! ldd "$core" | grep libasan >/dev/null; then  # no -q: ldd must not get SIGPIPE
     echo "the native core (${core:-not built}) was not built with AddressSanitizer" >&2
     exit 1

@@ -722,7 +722,7 @@ cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
             raise MemoryError()
         held = _acquire(r, HOLD_READ)
         if r._t.size == n:
-            if n:  # a cleared registry has no key array: memcpy must not see its NULL
+            if n:  # an empty registry may have no key array: memcpy must not see its NULL
                 memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
             for i in range(n):
                 v = _list_get(r._flows, i)
