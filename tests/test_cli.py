@@ -330,6 +330,33 @@ def test_python_m_flowreg_info(tmp_path):
     assert json.loads(result.stdout)["implementation"] == flowreg.IMPLEMENTATION
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", [["info"], ["info", "--json"]], ids=["plain", "json"])
+def test_info_into_a_closed_pipe_exits_1_without_a_traceback(tmp_path, args, unbuffered):
+    """``flowreg info | head -0``: the reader is gone before flowreg writes (EPIPE), whether
+    the write fails at print() (PYTHONUNBUFFERED) or at the flush when flowreg is done."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "flowreg", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
+
+
 # --- the harness and workloads behind bench (no timings asserted) ------------------------------
 
 
