@@ -52,13 +52,19 @@ _V = TypeVar("_V")
 
 # Hash table policy.  The native core implements it in C; the fallback follows
 # it so that `stats()["capacity"]` and the `resizes` counter agree.
-MIN_BITS = 3
+MIN_BITS = 4
 MAX_BITS = 31  # slots hold (hash tag << bits) | (dense index + 1) in 32 bits
+SPARSE_MAX_BITS = 16  # tables up to this size (256 KB of slots) stay in the CPU's caches
 
 
 def usable(bits: int) -> int:
-    """Ids a table of ``2**bits`` slots holds before it must grow (load <= 1/2)."""
-    return (1 << bits) // 2
+    """Ids a table of ``2**bits`` slots holds before it must grow.
+
+    Load <= 1/4 up to ``2**SPARSE_MAX_BITS`` slots: clusters stay short, so probes and
+    the backward shift of a delete rarely go past one slot, for a few KB more memory.
+    Load <= 1/2 above that, where the slots are most of the memory per entry.
+    """
+    return 1 << (bits - 2 if bits <= SPARSE_MAX_BITS else bits - 1)
 
 
 def bits_for(n: int) -> int:

@@ -7,8 +7,9 @@ Layout: the flows live in a list (dense, entry i belongs to id i), the ids in
 a dense int64 array beside it, and an open-addressing table of 32-bit slots
 maps an id to its dense index.  A slot holds ``(hash tag << bits) | (index
 + 1)``, so most non-matching slots are rejected without reading the key
-array.  Linear probing, load <= 1/2, backward-shift deletion (no tombstones),
-delete = swap-with-last.
+array.  Linear probing, load <= 1/4 up to 2**16 slots and <= 1/2 above (see
+_mapping.usable), backward-shift deletion (no tombstones), delete =
+swap-with-last.
 
 Thread safety: see the README.  In short, on GIL builds every change to the
 structure is made while holding the GIL; work done without the GIL (batch
@@ -214,8 +215,9 @@ cdef struct IdBatch:      # the ids of a batch call, as int64
     Py_buffer view
 
 cdef enum:
-    MIN_BITS = 3
+    MIN_BITS = 4
     MAX_BITS = 31
+    SPARSE_MAX_BITS = 16      # see _usable
     BATCH_GIL_FREE = 2048     # ids in a batch before its probing runs without the GIL
     PREFETCH_AHEAD = 8        # batch probing fetches keys this far ahead, slots twice as far
     PREFETCH_MIN_BITS = 16    # ... in tables of at least 1 << 16 slots (smaller ones stay cached)
@@ -236,7 +238,8 @@ cdef enum:                # what an operation holds on the native lock
 # ---------------------------------------------------------------- the table
 
 cdef inline Py_ssize_t _usable(int bits) noexcept nogil:
-    return ((<Py_ssize_t>1) << bits) // 2
+    # _mapping.usable: load <= 1/4 in cache-sized tables, <= 1/2 in bigger ones
+    return (<Py_ssize_t>1) << (bits - 2 if bits <= SPARSE_MAX_BITS else bits - 1)
 
 
 cdef inline int64_t _second(const int64_t* key, int width) noexcept nogil:

@@ -19,11 +19,12 @@ PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 
 
 def expected_capacity(n):
-    """Ids the smallest table (8 slots or more, load <= 1/2) holding n ids can take."""
-    bits = 3
-    while 2**bits // 2 < n:
+    """Ids the smallest table holding n ids can take: 16 slots or more, at most 1/4 full
+    up to 2**16 slots and 1/2 full above (so capacities jump from 2**14 to 2**16)."""
+    bits = 4
+    while (2**bits // 4 if bits <= 16 else 2**bits // 2) < n:
         bits += 1
-    return 2**bits // 2
+    return 2**bits // 4 if bits <= 16 else 2**bits // 2
 
 
 def counts(reg, *names):
@@ -273,7 +274,7 @@ def test_growth_one_insert_at_a_time(flavor):
     assert counts(reg, "capacity", "resizes") == (8, 8)
 
 
-@pytest.mark.parametrize("n", [0, 1, 4, 5, 100, 1000, 5000])
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 100, 1000, 5000, 16384, 16385])
 def test_capacity_presizes(flavor, n):
     reg = flavor.cls(capacity=n)
     assert counts(reg, "size", "capacity") == (0, expected_capacity(n))
