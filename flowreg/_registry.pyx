@@ -220,7 +220,7 @@ cdef enum:
     SPARSE_MAX_BITS = 16      # see _usable
     BATCH_GIL_FREE = 2048     # ids in a batch before its probing runs without the GIL
     PREFETCH_AHEAD = 8        # batch probing fetches keys this far ahead, slots twice as far
-    PREFETCH_MIN_BITS = 16    # ... in tables of at least 1 << 16 slots (smaller ones stay cached)
+    PREFETCH_MIN_BITS = 17    # ... in tables above 1 << SPARSE_MAX_BITS slots (smaller ones stay cached)
     REHASH_GIL_FREE = 65536   # ids in a table before rebuilding it runs without the GIL
 
 cdef enum:                # how an id converted (see _id_of)

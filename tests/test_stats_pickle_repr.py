@@ -27,6 +27,12 @@ def expected_capacity(n):
     return 2**bits // 4 if bits <= 16 else 2**bits // 2
 
 
+def test_expected_capacity_has_the_policy_jump():
+    # literal figures, so that a wrong threshold in the helper and the code cannot agree
+    sizes = (0, 4, 5, 1000, 16384, 16385, 65536, 65537)
+    assert [expected_capacity(n) for n in sizes] == [4, 4, 8, 1024, 16384, 65536, 65536, 131072]
+
+
 def counts(reg, *names):
     stats = reg.stats()
     return tuple(stats[name] for name in names)
@@ -274,7 +280,7 @@ def test_growth_one_insert_at_a_time(flavor):
     assert counts(reg, "capacity", "resizes") == (8, 8)
 
 
-@pytest.mark.parametrize("n", [0, 1, 4, 5, 100, 1000, 5000, 16384, 16385])
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 100, 1000, 5000, 16384, 16385, 65536, 65537])
 def test_capacity_presizes(flavor, n):
     reg = flavor.cls(capacity=n)
     assert counts(reg, "size", "capacity") == (0, expected_capacity(n))
