@@ -202,7 +202,7 @@ def test_growth_to_millions(Registry):
     stats = reg.stats()
     assert (stats["size"], stats["inserts"]) == (n, n)
     assert stats["capacity"] == 2**21
-    assert stats["resizes"] == 18  # 4 -> 2**14 ids doubling, 2**16 (the sparse table's end), then doubling
+    assert stats["resizes"] == 18  # capacity 4 -> 2**14 doubling, 2**16 (quarter-full tables end), 2**21
     assert len(reg) == n
     assert sys.getrefcount(flow) == refs + n
     probe = [*range(0, n, 9973), n - 1]
