@@ -25,7 +25,6 @@ from flowreg.benchmark.cases import ALL_DESIGNS, Design
 from flowreg.benchmark.context import Context, Selection
 from flowreg.benchmark.harness import compile_lookup_loop, compile_phased_loop, gc_paused
 from flowreg.benchmark.profiles import PROFILES
-from flowreg.benchmark.suites import BatchCycler
 
 DEFAULT_SIZES = "21,1000,1000000"
 
@@ -89,7 +88,7 @@ def mutation_bench(benchmark: Any, context: Context) -> Callable[..., None]:
         design = ALL_DESIGNS[impl]
         names = names_for(context, design, n, pair[0])
         names_for(context, design, n, pair[1])
-        cycler = BatchCycler(context.mutation_batches(n, ids))
+        batches = context.mutation_batches(n, ids)
         delete = compile_phased_loop([("k", design.statements[pair[0]])], names)
         create = compile_phased_loop([("k, f", design.statements[pair[1]])], names)
         pending: list[Any] = []  # a batch deleted by the last round, to create again
@@ -100,7 +99,7 @@ def mutation_bench(benchmark: Any, context: Context) -> Callable[..., None]:
 
         def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
             restore()
-            ((gone, back),) = cycler.take(1)
+            ((gone, back),) = batches.take(1)
             if timed == pair[0]:
                 pending.append(back)
                 return ([(gone,)],), {}
@@ -108,7 +107,7 @@ def mutation_bench(benchmark: Any, context: Context) -> Callable[..., None]:
             return ([(back,)],), {}
 
         benchmark.group = f"{timed} n={n} ids={ids}"
-        benchmark.extra_info.update(impl=impl, op=timed, n=n, ids=ids, ops=cycler.size)
+        benchmark.extra_info.update(impl=impl, op=timed, n=n, ids=ids, ops=batches.size)
         try:
             with gc_paused():
                 benchmark.pedantic(

@@ -12,16 +12,16 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
 import flowreg
 from flowreg.benchmark import harness
-from flowreg.benchmark.cases import LIST_MAX_N, hot_sequence, make_ids, mutation_batches, with_fresh_ids
+from flowreg.benchmark.cases import LIST_MAX_N, MutationBatches, hot_sequence, make_ids
 from flowreg.benchmark.report import SCHEMA
 from flowreg.benchmark.results import ROW_KEYS
 from flowreg.benchmark.runner import IMPLS, OPS, SUITES
-from flowreg.benchmark.suites import BatchCycler
 from flowreg.cli import main
 
 # runs the benchmark (gc paused, threads started) or subprocesses: once, not in parallel
@@ -175,6 +175,15 @@ def test_bench_json_suite_specific_keys(tiny_run):
     batch = [r for r in rows if r["suite"] == "batch"]
     assert {r["threads"] for r in batch} >= {1}
     assert {r["op"] for r in batch} == {"get_many", "contains_many"}
+    # the machine's ceiling is timed beside contains_many on 1 and N threads, and only there
+    ceiling = [r for r in batch if r["impl"] == "sha256"]
+    threads = {r["threads"] for r in batch}
+    if len(threads) > 1:
+        assert {(r["op"], r["threads"]) for r in ceiling} == {("contains_many", t) for t in threads}
+        assert all((r["threads"] > 1) == ("ratio_to_1_thread" in r) for r in ceiling)
+    if 2 in threads:
+        target = next(v for v in document["verdicts"] if "on 2 threads" in v["claim"])
+        assert "sha256 in the same runs" in target["measured"]
     flow_objects = {r["impl"] for r in rows if r["suite"] == "memory" and r["op"] == "flow object"}
     assert {"plain class", "__slots__", "dataclass(slots=True)", "NamedTuple"} <= flow_objects
 
@@ -412,24 +421,46 @@ def test_hot_sequence_has_the_exact_hit_ratio():
         assert set(sequence) <= set(ids)
 
 
-def test_mutation_batches_are_distinct_stored_ids_in_shifting_order():
+def test_mutation_batches_are_distinct_stored_ids():
     import random
 
-    rng = random.Random(4)
-    ids = make_ids(21, rng)
+    ids = make_ids(21, random.Random(4))
     flows = {k: f"flow {k}" for k in ids}
-    batches = mutation_batches(ids, flows, 10, 4096, rng)
-    assert len(batches) >= 64
+    batches = MutationBatches(ids, flows, 10, seed=3).take(40)
     for gone, back in batches:
         assert len(set(gone)) == 10
         assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
         assert back == [(k, flows[k]) for k in gone]
-    assert len({tuple(gone) for gone, _ in batches}) > 2  # not the same two halves over and over
-    for (fresh, _), (same, _) in zip(with_fresh_ids(batches), batches, strict=True):
-        assert fresh == same
-        assert all(a is not b for a, b in zip(fresh, same, strict=True))
-    cycler = BatchCycler(batches, start=len(batches) - 1)
-    assert cycler.take(2) == [batches[-1], batches[0]]
+    assert MutationBatches(ids, flows, 10, seed=3).take(40) == batches  # seeded
+    fresh = MutationBatches(ids, flows, 10, seed=3, fresh=True).take(40)
+    for (copies, _), (same, _) in zip(fresh, batches, strict=True):
+        assert copies == same
+        assert all(a is not b for a, b in zip(copies, same, strict=True))
+
+
+@pytest.mark.parametrize("n", [1000, 10_000])  # a ring of batches; a new draw for every batch
+def test_no_batch_is_deleted_where_it_was_created_together(n):
+    # Deleting ids that the same earlier pass created reads a dict's entries in order: at most a
+    # few ids of any batch may come from one pass.
+    import random
+
+    ids = make_ids(n, random.Random(5))
+    stream = MutationBatches(ids, dict.fromkeys(ids), 100, seed=1)
+    created_in: dict[int, int] = {}  # id -> the pass that last created it
+    for turn, (gone, _) in enumerate(stream.take(3 * MutationBatches.RING)):
+        passes = Counter(created_in[k] for k in gone if k in created_in)
+        assert max(passes.values(), default=0) < 50, (turn, passes.most_common(1))
+        created_in.update(dict.fromkeys(gone, turn))
+    assert len(created_in) > 0.8 * min(n, 100 * 3 * MutationBatches.RING)  # spread over the ids
+
+
+def test_each_mutation_stream_of_a_run_is_another_draw():
+    from flowreg.benchmark.context import Context, Selection
+    from flowreg.benchmark.profiles import PROFILES
+
+    ctx = Context(PROFILES["tiny"], Selection(sizes=(1000,), suites=("original",)))
+    first, second = ctx.mutation_batches(1000, "same"), ctx.mutation_batches(1000, "same")
+    assert first.take(3) != second.take(3)
 
 
 def test_a_design_that_fails_to_build_is_reported_not_fatal():

@@ -200,30 +200,47 @@ def hot_sequence(ids: Sequence[int], length: int, hit_ratio: float, rng: random.
 Batch = tuple[list[int], list[tuple[int, Any]]]
 
 
-def mutation_batches(
-    ids: Sequence[int], flows: Mapping[int, Any], size: int, pool: int, rng: random.Random, minimum: int = 64
-) -> list[Batch]:
-    """Batches of ``size`` distinct stored ids (the stored objects) from up to ``pool`` of them.
+class MutationBatches:
+    """Batches of ``size`` distinct stored ids to delete and create again, without end.
 
-    At least ``minimum`` batches, cut from successive random permutations: where the deleted
-    ids sit in a structure stays random, as in a real workload (cycling through the same few
-    batches in the same order, the list design would end up ordered by deletion and find every
-    id at its front).
+    No batch is deleted while its ids still sit where they were created together: deleting such
+    a batch would let a dict, which keeps its entries in creation order, read them one after
+    another, a locality random deletes do not have (and that swap-with-last does not keep).
+    Few ids: a ring of RING batches cut from successive random permutations, two or more, so
+    between two turns of a batch its ids are created again in other batches. Many ids: every
+    batch a new random draw (at that size drawing costs about what the timed pass does).
+    ``fresh`` hands out equal int objects that are not the stored ones (see fresh_copies).
     """
-    order = rng.sample(list(ids), min(len(ids), pool))
-    batches: list[Batch] = []
-    while True:
-        for start in range(0, len(order) - size + 1, size):
-            chunk = order[start : start + size]
-            batches.append((chunk, [(k, flows[k]) for k in chunk]))
-        if len(batches) >= minimum:
-            return batches
-        rng.shuffle(order)
 
+    RING = 64
 
-def with_fresh_ids(batches: list[Batch]) -> list[Batch]:
-    """The same batches deleting by equal ints that are not the stored objects."""
-    return [(fresh_copies(gone), back) for gone, back in batches]
+    def __init__(
+        self, ids: Sequence[int], flows: Mapping[int, Any], size: int, seed: int, fresh: bool = False
+    ) -> None:
+        self.ids = ids
+        self.flows = flows
+        self.size = size
+        self.fresh = fresh
+        self.rng = random.Random(seed)
+        self.ring: list[Batch] = []
+        if 2 * (len(ids) // size) <= self.RING:  # the ring holds two permutations or more
+            while len(self.ring) < self.RING:
+                order = self.rng.sample(ids, len(ids))
+                cuts = range(0, len(order) - size + 1, size)
+                self.ring += [self._batch(order[i : i + size]) for i in cuts]
+            del self.ring[self.RING :]
+        self.turn = 0
+
+    def take(self, passes: int) -> list[Batch]:
+        if not self.ring:
+            return [self._batch(self.rng.sample(self.ids, self.size)) for _ in range(passes)]
+        out = [self.ring[(self.turn + i) % self.RING] for i in range(passes)]
+        self.turn = (self.turn + passes) % self.RING
+        return out
+
+    def _batch(self, gone: list[int]) -> Batch:
+        back = [(k, self.flows[k]) for k in gone]
+        return (fresh_copies(gone) if self.fresh else gone), back
 
 
 class Population:

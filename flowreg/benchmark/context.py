@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .cases import ALL_DESIGNS, Batch, Design, Population, fresh_copies, mutation_batches, with_fresh_ids
+from .cases import ALL_DESIGNS, Design, MutationBatches, Population, fresh_copies
 from .profiles import Profile
 from .results import Row
 
@@ -37,7 +37,7 @@ class Context:
     selection: Selection
     _populations: dict[int, Population] = field(default_factory=dict)
     _pools: dict[tuple[int, str], list[int]] = field(default_factory=dict)
-    _batches: dict[tuple[int, str], list[Batch]] = field(default_factory=dict)
+    _streams: int = 0  # mutation batch streams handed out
 
     def population(self, n: int) -> Population:
         if n not in self._populations:
@@ -53,21 +53,22 @@ class Context:
                 self._pools[n, kind] = fresh_copies(self.pool(n, "same"))
         return self._pools[n, kind]
 
-    def mutation_batches(self, n: int, kind: str) -> list[Batch]:
-        """Batches of stored ids to delete (as "same" or "fresh" objects) and create again."""
-        if (n, kind) not in self._batches:
-            if kind == "same":
-                population = self.population(n)
-                self._batches[n, kind] = mutation_batches(
-                    population.ids,
-                    population.flows,
-                    self.mutation_batch(n),
-                    self.profile.pool_size(n),
-                    population.rng,
-                )
-            else:
-                self._batches[n, kind] = with_fresh_ids(self.mutation_batches(n, "same"))
-        return self._batches[n, kind]
+    def mutation_batches(self, n: int, kind: str) -> MutationBatches:
+        """Batches of stored ids to delete (as "same" or "fresh" objects) and create again.
+
+        Every call starts another random stream: no subject, in this step or a later one,
+        deletes a batch of ids that another created together.
+        """
+        population = self.population(n)
+        self._streams += 1
+        seed = (self.selection.seed * 1_000_003 + n) * 1_009 + self._streams
+        return MutationBatches(
+            population.ids,
+            population.flows,
+            self.mutation_batch(n),
+            seed,
+            fresh=kind == "fresh",
+        )
 
     def mutation_batch(self, n: int) -> int:
         """Ids deleted and created again per timed pass: half the flows (at n=21 a pass of a few
@@ -103,4 +104,3 @@ class Context:
         """Drop the populations (the 1M ones hold hundreds of MB)."""
         self._populations.clear()
         self._pools.clear()
-        self._batches.clear()

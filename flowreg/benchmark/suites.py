@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .cases import LOCK_DESIGNS, PEER_DESIGNS, Batch, Design, fresh_copies, hot_sequence
+from .cases import LOCK_DESIGNS, PEER_DESIGNS, Design, MutationBatches, fresh_copies, hot_sequence
 from .context import Context, Step
 from .harness import (
     KeyCursor,
@@ -82,25 +82,10 @@ def _lookup_step(
     return Step(label, run)
 
 
-class BatchCycler:
-    """Hands out the delete/create batches for successive passes of one subject, cycling."""
-
-    def __init__(self, batches: list[Batch], start: int = 0) -> None:
-        self.batches = batches
-        self.size = len(batches[0][0])
-        self.position = start % len(batches)
-
-    def take(self, passes: int) -> list[Batch]:
-        count = len(self.batches)
-        out = [self.batches[(self.position + i) % count] for i in range(passes)]
-        self.position = (self.position + passes) % count
-        return out
-
-
-def _phased_runner(loop: PhasedLoop, cycler: BatchCycler) -> Runner:
+def _phased_runner(loop: PhasedLoop, batches: MutationBatches) -> Runner:
     def run(amount: int) -> list[Phase]:
-        totals = loop(cycler.take(amount))
-        return [(ns, amount * cycler.size) for ns in totals]
+        totals = loop(batches.take(amount))
+        return [(ns, amount * batches.size) for ns in totals]
 
     return run
 
@@ -117,7 +102,6 @@ def _mutation_step(
     label = f"{suite}: {'/'.join(sorted(report))} n={n:,} ids={ids}"
 
     def run() -> list[Row]:
-        batches = ctx.mutation_batches(n, ids)
         rows: list[Row] = []
         chosen = []
         for design in designs:
@@ -129,14 +113,14 @@ def _mutation_step(
             else:
                 chosen.append((design, names))
         subjects = []
-        for i, (design, names) in enumerate(chosen):
+        for design, names in chosen:
             phases = [("k", design.statements[delete_op]), ("k, f", design.statements[create_op])]
             loop = compile_phased_loop(phases, names)
-            cycler = BatchCycler(batches, i * len(batches) // len(chosen))
-            subjects.append(Subject(design.impl, design.impl, _phased_runner(loop, cycler)))
+            batches = ctx.mutation_batches(n, ids)  # each subject its own random ids
+            subjects.append(Subject(design.impl, design.impl, _phased_runner(loop, batches)))
         if subjects:
             empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
-            overhead = _phased_runner(empty, BatchCycler(batches))
+            overhead = _phased_runner(empty, ctx.mutation_batches(n, ids))
             trial = Trial(suite, pair, n, ids, subjects, overhead, report_ops=frozenset(report))
             rows += measure(trial, ctx.profile.settings)
         return rows

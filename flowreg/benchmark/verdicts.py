@@ -182,6 +182,7 @@ class Target:
     threads: int | None = None
     n: int | None = None
     invert: bool = False  # show and compare 1/field (a time ratio as a throughput gain)
+    beside: str | None = None  # an impl whose value in the same runs is shown alongside
 
     def value(self, row: Row) -> float | None:
         value: float | None = getattr(row, self.field)
@@ -200,7 +201,11 @@ class Target:
         at_n = [r for r in found if self.n is None or r.n == self.n]
 
         def show(r: Row) -> str:
-            return f"{self.value(r):.3g} at n={r.n:,}" + (f" ({r.ids})" if r.ids else "")
+            out = f"{self.value(r):.3g} at n={r.n:,}" + (f" ({r.ids})" if r.ids else "")
+            other = _one(rows, suite=r.suite, op=r.op, impl=self.beside, n=r.n, threads=r.threads)
+            if other is not None and self.value(other) is not None:
+                out += f" ({self.beside} in the same runs: {self.value(other):.3g})"
+            return out
 
         if not at_n:
             elsewhere = f" ({'; '.join(map(show, found))})" if found else ""
@@ -270,6 +275,7 @@ TARGETS = (
         1.8,
         threads=2,
         invert=True,
+        beside="sha256",
     ),
     Target(
         "native registry at most 26 bytes per entry at 1M entries",
