@@ -432,6 +432,9 @@ def test_mutation_batches_are_distinct_stored_ids():
         assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
         assert back == [(k, flows[k]) for k in gone]
     assert MutationBatches(ids, flows, 10, seed=3).take(40) == batches  # seeded
+    for size in (0, 22):
+        with pytest.raises(ValueError, match="a batch of"):
+            MutationBatches(ids, flows, size, seed=3)
     fresh = MutationBatches(ids, flows, 10, seed=3, fresh=True).take(40)
     for (copies, _), (same, _) in zip(fresh, batches, strict=True):
         assert copies == same

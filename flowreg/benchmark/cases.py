@@ -217,6 +217,8 @@ class MutationBatches:
     def __init__(
         self, ids: Sequence[int], flows: Mapping[int, Any], size: int, seed: int, fresh: bool = False
     ) -> None:
+        if not 0 < size <= len(ids):
+            raise ValueError(f"a batch of {size} ids out of {len(ids)}")
         self.ids = ids
         self.flows = flows
         self.size = size
