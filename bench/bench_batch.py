@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from array import array
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -19,22 +20,22 @@ DESIGNS = ("dict", "py", "c")
 
 
 class Crew:
-    """Threads started once that run a function together on each call (no thread start timed)."""
+    """Threads started once, thread i running works[i] on each call (no thread start timed)."""
 
-    def __init__(self, threads: int) -> None:
-        self.go = threading.Barrier(threads + 1)
-        self.done = threading.Barrier(threads + 1)
-        self.work: Callable[[], object] | None = None
-        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+    def __init__(self, works: list[Callable[[], object]]) -> None:
+        self.go = threading.Barrier(len(works) + 1)
+        self.done = threading.Barrier(len(works) + 1)
+        self.running = True
+        self.threads = [threading.Thread(target=self._loop, args=(work,), daemon=True) for work in works]
         for thread in self.threads:
             thread.start()
 
-    def _loop(self) -> None:
+    def _loop(self, work: Callable[[], object]) -> None:
         while True:
             self.go.wait()
-            if self.work is None:
+            if not self.running:
                 return
-            self.work()
+            work()
             self.done.wait()
 
     def __call__(self) -> None:
@@ -42,7 +43,7 @@ class Crew:
         self.done.wait()
 
     def close(self) -> None:
-        self.work = None
+        self.running = False
         self.go.wait()
         for thread in self.threads:
             thread.join()
@@ -58,16 +59,16 @@ def test_batch(benchmark, context, op, impl, threads, n):
     if reason:
         pytest.skip(reason)
     population = context.population(n)
-    buffer = array("q", population.rng.choices(population.ids, k=BATCH_IDS))
+    # each thread its own ids: on one shared buffer a thread finds what the other's misses fetched
+    buffers = [array("q", population.rng.choices(population.ids, k=BATCH_IDS)) for _ in range(threads)]
     loop = compile_lookup_loop(design.statements[op], population.names(design))
     benchmark.group = f"{op} n={n} threads={threads}"
     benchmark.extra_info.update(impl=impl, op=op, n=n, threads=threads, ops=BATCH_IDS * threads)
     with gc_paused():
         if threads == 1:
-            benchmark(loop, [buffer], 1)
+            benchmark(loop, buffers, 1)
             return
-        crew = Crew(threads)
-        crew.work = lambda: loop([buffer], 1)
+        crew = Crew([partial(loop, [buffer], 1) for buffer in buffers])
         try:
             benchmark(crew)
         finally:
