@@ -30,11 +30,12 @@ BATCH_OPS = ("get_many", "contains_many")
 CEILING = "sha256"
 
 
-def _single_runner(loop: LookupLoop, buffer: array[int]) -> Runner:
-    one = [buffer]
+def _single_runner(loop: LookupLoop, buffers: list[array[int]]) -> Runner:
+    """One thread over every thread's buffer in turn: the same ids, so the same cache footprint,
+    as N threads (at 1M ids a buffer's lines fit in L3, N buffers' may not)."""
 
     def run(amount: int) -> list[Phase]:
-        return [(loop(one, amount), amount * len(buffer))]
+        return [(loop(buffers, amount), amount * len(buffers) * len(buffers[0]))]
 
     return run
 
@@ -78,7 +79,7 @@ def _threaded_runner(loop: LookupLoop, buffers: list[array[int]]) -> Runner:
 
 
 def _runner(loop: LookupLoop, buffers: list[array[int]], threads: int) -> Runner:
-    return _single_runner(loop, buffers[0]) if threads == 1 else _threaded_runner(loop, buffers[:threads])
+    return _single_runner(loop, buffers) if threads == 1 else _threaded_runner(loop, buffers[:threads])
 
 
 def _batch_step(ctx: Context, op: str, n: int, designs: list[Design]) -> Step:
