@@ -18,8 +18,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import flowreg
-from flowreg.benchmark.cases import Batch, Flow, MutationBatches, make_ids
-from flowreg.benchmark.harness import Phase, Runner, Settings, Subject, Trial, compile_phased_loop, measure
+from flowreg.benchmark.cases import Batch, Flow, MutationBatches, RepeatedBatch, make_ids
+from flowreg.benchmark.harness import (
+    Phase,
+    PhasedLoop,
+    Runner,
+    Settings,
+    Subject,
+    Trial,
+    compile_phased_loop,
+    measure,
+)
 
 
 class OldestFirst:
@@ -39,9 +48,7 @@ class OldestFirst:
         return out
 
 
-def runner(store: object, batches: MutationBatches | OldestFirst) -> Runner:
-    loop = compile_phased_loop([("k", "del s[k]"), ("k, f", "s[k] = f")], {"s": store})
-
+def runner(loop: PhasedLoop, batches: MutationBatches | OldestFirst | RepeatedBatch) -> Runner:
     def run(amount: int) -> list[Phase]:
         return [(ns, amount * batches.size) for ns in loop(batches.take(amount))]
 
@@ -50,19 +57,18 @@ def runner(store: object, batches: MutationBatches | OldestFirst) -> Runner:
 
 def trial(n: int, order: str, size: int) -> Trial:
     ids = make_ids(n, random.Random(n))
-    flows = {k: Flow(k) for k in ids}
+    flows = {k: Flow(k) for k in ids}  # not a store: looking flows up here warms no store
+    values = list(flows.values())
     stores = {"dict": dict(flows), "c": flowreg.implementations()["c"].FlowRegistry(flows, capacity=n)}
     subjects = []
     for seed, (impl, store) in enumerate(stores.items()):
         batches: MutationBatches | OldestFirst = (
-            OldestFirst(ids, flows, size) if order == "oldest" else MutationBatches(ids, flows, size, seed)
+            OldestFirst(ids, flows, size) if order == "oldest" else MutationBatches(ids, values, size, seed)
         )
-        subjects.append(Subject(impl, impl, runner(store, batches)))
+        loop = compile_phased_loop([("k", "del s[k]"), ("k, f", "s[k] = f")], {"s": store})
+        subjects.append(Subject(impl, impl, runner(loop, batches)))
     empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
-    overhead_batches = MutationBatches(ids, flows, size, len(stores))
-
-    def overhead(amount: int) -> list[Phase]:
-        return [(ns, amount * size) for ns in empty(overhead_batches.take(amount))]
+    overhead = runner(empty, RepeatedBatch(MutationBatches(ids, values, size, len(stores))))
 
     # creating the batch again only restores the structure: its time is not reported
     ops = ("delitem", "setitem")

@@ -18,7 +18,7 @@ import pytest
 
 import flowreg
 from flowreg.benchmark import harness
-from flowreg.benchmark.cases import LIST_MAX_N, MutationBatches, hot_sequence, make_ids
+from flowreg.benchmark.cases import LIST_MAX_N, MutationBatches, RepeatedBatch, hot_sequence, make_ids
 from flowreg.benchmark.report import SCHEMA
 from flowreg.benchmark.results import ROW_KEYS
 from flowreg.benchmark.runner import IMPLS, OPS, SUITES
@@ -49,7 +49,7 @@ def flowreg_cli(*args, cwd, env=None, timeout=240):
 def tiny_run(tmp_path_factory):
     """One full ``bench --tiny --json`` run (and ``--plot`` when matplotlib is installed)."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--tiny", "--json", str(out / "bench.json")]
+    args = ["bench", "--tiny", "--threads", "2", "--json", str(out / "bench.json")]
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -175,15 +175,14 @@ def test_bench_json_suite_specific_keys(tiny_run):
     batch = [r for r in rows if r["suite"] == "batch"]
     assert {r["threads"] for r in batch} >= {1}
     assert {r["op"] for r in batch} == {"get_many", "contains_many"}
-    # the machine's ceiling is timed beside contains_many on 1 and N threads, and only there
-    ceiling = [r for r in batch if r["impl"] == "sha256"]
-    threads = {r["threads"] for r in batch}
-    if len(threads) > 1:
-        assert {(r["op"], r["threads"]) for r in ceiling} == {("contains_many", t) for t in threads}
-        assert all((r["threads"] > 1) == ("ratio_to_1_thread" in r) for r in ceiling)
-    if 2 in threads:
-        target = next(v for v in document["verdicts"] if "on 2 threads" in v["claim"])
-        assert "sha256 in the same runs" in target["measured"]
+    # the sha256 reference is timed beside contains_many on 1 and N threads, and only there
+    reference = [r for r in batch if r["impl"] == "sha256"]
+    assert {(r["op"], r["threads"]) for r in reference} == {("contains_many", t) for t in (1, 2)}
+    assert all((r["threads"] > 1) == ("ratio_to_1_thread" in r) for r in reference)
+    target = next(v for v in document["verdicts"] if "on 2 threads" in v["claim"])
+    assert "sha256 in the same runs" in target["measured"]
+    assert "at n=1,000 " in target["measured"]
+    assert "at n=21 " not in target["measured"]  # the target names 1,000 and 1,000,000 only
     flow_objects = {r["impl"] for r in rows if r["suite"] == "memory" and r["op"] == "flow object"}
     assert {"plain class", "__slots__", "dataclass(slots=True)", "NamedTuple"} <= flow_objects
 
@@ -425,16 +424,20 @@ def test_mutation_batches_are_distinct_stored_ids():
     import random
 
     ids = make_ids(21, random.Random(4))
-    flows = {k: f"flow {k}" for k in ids}
+    flows = [f"flow {k}" for k in ids]  # flows[i] is the flow of ids[i]
     batches = MutationBatches(ids, flows, 10, seed=3).take(40)
     for gone, back in batches:
         assert len(set(gone)) == 10
         assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
-        assert back == [(k, flows[k]) for k in gone]
+        assert back == [(k, f"flow {k}") for k in gone]
     assert MutationBatches(ids, flows, 10, seed=3).take(40) == batches  # seeded
     for size in (0, 22):
         with pytest.raises(ValueError, match="a batch of"):
             MutationBatches(ids, flows, size, seed=3)
+    with pytest.raises(ValueError, match="21 ids but 20 flows"):
+        MutationBatches(ids, flows[1:], 10, seed=3)
+    repeated = RepeatedBatch(MutationBatches(ids, flows, 10, seed=3)).take(3)
+    assert repeated == [batches[0]] * 3
     fresh = MutationBatches(ids, flows, 10, seed=3, fresh=True).take(40)
     for (copies, _), (same, _) in zip(fresh, batches, strict=True):
         assert copies == same
@@ -448,7 +451,7 @@ def test_no_batch_is_deleted_where_it_was_created_together(n):
     import random
 
     ids = make_ids(n, random.Random(5))
-    stream = MutationBatches(ids, dict.fromkeys(ids), 100, seed=1)
+    stream = MutationBatches(ids, ids, 100, seed=1)
     created_in: dict[int, int] = {}  # id -> the pass that last created it
     for turn, (gone, _) in enumerate(stream.take(3 * MutationBatches.RING)):
         passes = Counter(created_in[k] for k in gone if k in created_in)

@@ -210,13 +210,19 @@ class MutationBatches:
     between two turns of a batch its ids are created again in other batches. Many ids: every
     batch a new random draw (at that size drawing costs about what the timed pass does).
     ``fresh`` hands out equal int objects that are not the stored ones (see fresh_copies).
+
+    A batch is cut by position from ``ids`` and ``flows`` (the flow of ``ids[i]`` is
+    ``flows[i]``), never looked up in a structure: a lookup just before the timed pass would
+    bring that structure's entries into the cache for it.
     """
 
     RING = 64
 
     def __init__(
-        self, ids: Sequence[int], flows: Mapping[int, Any], size: int, seed: int, fresh: bool = False
+        self, ids: Sequence[int], flows: Sequence[Any], size: int, seed: int, fresh: bool = False
     ) -> None:
+        if len(flows) != len(ids):
+            raise ValueError(f"{len(ids)} ids but {len(flows)} flows")
         if not 0 < size <= len(ids):
             raise ValueError(f"a batch of {size} ids out of {len(ids)}")
         self.ids = ids
@@ -227,7 +233,7 @@ class MutationBatches:
         self.ring: list[Batch] = []
         if 2 * (len(ids) // size) <= self.RING:  # the ring holds two permutations or more
             while len(self.ring) < self.RING:
-                order = self.rng.sample(ids, len(ids))
+                order = self.rng.sample(range(len(ids)), len(ids))
                 cuts = range(0, len(order) - size + 1, size)
                 self.ring += [self._batch(order[i : i + size]) for i in cuts]
             del self.ring[self.RING :]
@@ -235,14 +241,28 @@ class MutationBatches:
 
     def take(self, passes: int) -> list[Batch]:
         if not self.ring:
-            return [self._batch(self.rng.sample(self.ids, self.size)) for _ in range(passes)]
+            everywhere = range(len(self.ids))
+            return [self._batch(self.rng.sample(everywhere, self.size)) for _ in range(passes)]
         out = [self.ring[(self.turn + i) % self.RING] for i in range(passes)]
         self.turn = (self.turn + passes) % self.RING
         return out
 
-    def _batch(self, gone: list[int]) -> Batch:
-        back = [(k, self.flows[k]) for k in gone]
+    def _batch(self, places: list[int]) -> Batch:
+        gone = [self.ids[i] for i in places]
+        back = [(self.ids[i], self.flows[i]) for i in places]
         return (fresh_copies(gone) if self.fresh else gone), back
+
+
+class RepeatedBatch:
+    """One batch for every pass: enough for the empty loop that measures the loop's own cost
+    (drawing new batches for it would only sweep the caches)."""
+
+    def __init__(self, batches: MutationBatches) -> None:
+        self.batch = batches.take(1)[0]
+        self.size = batches.size
+
+    def take(self, passes: int) -> list[Batch]:
+        return [self.batch] * passes
 
 
 class Population:
@@ -258,6 +278,7 @@ class Population:
         with gc_paused():  # a million new objects would trigger full collections all along
             self.ids = make_ids(n, self.rng)
             self.flows = {k: Flow(k) for k in self.ids}
+            self.values = list(self.flows.values())  # values[i] is the flow of ids[i]
         self._built: dict[str, dict[str, object]] = {}
 
     def names(self, design: Design) -> dict[str, object]:

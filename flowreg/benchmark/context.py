@@ -64,7 +64,7 @@ class Context:
         seed = (self.selection.seed * 1_000_003 + n) * 1_009 + self._streams
         return MutationBatches(
             population.ids,
-            population.flows,
+            population.values,
             self.mutation_batch(n),
             seed,
             fresh=kind == "fresh",

@@ -116,7 +116,7 @@ SECTIONS = (
     Section(
         "batch: an int64 buffer of ids; wall time per id, ratio to the dict loop on as many threads "
         "(dict: [d[x] for x in ids] / [x in d for x in ids]); 'scale' = throughput vs. 1 thread; "
-        "sha256: hashing the same buffer, the scale this machine allows in the same runs",
+        "sha256: hashing the same buffers, how plain CPU work scaled in the same runs",
         lambda r: r.suite == "batch",
         ("op", "n", "threads"),
     ),

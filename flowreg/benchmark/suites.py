@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .cases import LOCK_DESIGNS, PEER_DESIGNS, Design, MutationBatches, fresh_copies, hot_sequence
+from .cases import (
+    LOCK_DESIGNS,
+    PEER_DESIGNS,
+    Design,
+    MutationBatches,
+    RepeatedBatch,
+    fresh_copies,
+    hot_sequence,
+)
 from .context import Context, Step
 from .harness import (
     KeyCursor,
@@ -82,7 +90,7 @@ def _lookup_step(
     return Step(label, run)
 
 
-def _phased_runner(loop: PhasedLoop, batches: MutationBatches) -> Runner:
+def _phased_runner(loop: PhasedLoop, batches: MutationBatches | RepeatedBatch) -> Runner:
     def run(amount: int) -> list[Phase]:
         totals = loop(batches.take(amount))
         return [(ns, amount * batches.size) for ns in totals]
@@ -120,7 +128,7 @@ def _mutation_step(
             subjects.append(Subject(design.impl, design.impl, _phased_runner(loop, batches)))
         if subjects:
             empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
-            overhead = _phased_runner(empty, ctx.mutation_batches(n, ids))
+            overhead = _phased_runner(empty, RepeatedBatch(ctx.mutation_batches(n, ids)))
             trial = Trial(suite, pair, n, ids, subjects, overhead, report_ops=frozenset(report))
             rows += measure(trial, ctx.profile.settings)
         return rows
