@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flowreg
-from flowreg.benchmark.cases import Batch, Flow, MutationBatches, RepeatedBatch, make_ids
+from flowreg.benchmark.cases import Batch, Flow, MutationBatches, make_ids
 from flowreg.benchmark.harness import (
     Phase,
     PhasedLoop,
@@ -48,7 +48,7 @@ class OldestFirst:
         return out
 
 
-def runner(loop: PhasedLoop, batches: MutationBatches | OldestFirst | RepeatedBatch) -> Runner:
+def runner(loop: PhasedLoop, batches: MutationBatches | OldestFirst) -> Runner:
     def run(amount: int) -> list[Phase]:
         return [(ns, amount * batches.size) for ns in loop(batches.take(amount))]
 
@@ -68,7 +68,7 @@ def trial(n: int, order: str, size: int) -> Trial:
         loop = compile_phased_loop([("k", "del s[k]"), ("k, f", "s[k] = f")], {"s": store})
         subjects.append(Subject(impl, impl, runner(loop, batches)))
     empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
-    overhead = runner(empty, RepeatedBatch(MutationBatches(ids, values, size, len(stores))))
+    overhead = runner(empty, MutationBatches(ids, values, size, len(stores)))
 
     # creating the batch again only restores the structure: its time is not reported
     ops = ("delitem", "setitem")

@@ -18,7 +18,7 @@ import pytest
 
 import flowreg
 from flowreg.benchmark import harness
-from flowreg.benchmark.cases import LIST_MAX_N, MutationBatches, RepeatedBatch, hot_sequence, make_ids
+from flowreg.benchmark.cases import LIST_MAX_N, MutationBatches, hot_sequence, make_ids
 from flowreg.benchmark.report import SCHEMA
 from flowreg.benchmark.results import ROW_KEYS
 from flowreg.benchmark.runner import IMPLS, OPS, SUITES
@@ -436,8 +436,6 @@ def test_mutation_batches_are_distinct_stored_ids():
             MutationBatches(ids, flows, size, seed=3)
     with pytest.raises(ValueError, match="21 ids but 20 flows"):
         MutationBatches(ids, flows[1:], 10, seed=3)
-    repeated = RepeatedBatch(MutationBatches(ids, flows, 10, seed=3)).take(3)
-    assert repeated == [batches[0]] * 3
     fresh = MutationBatches(ids, flows, 10, seed=3, fresh=True).take(40)
     for (copies, _), (same, _) in zip(fresh, batches, strict=True):
         assert copies == same

@@ -253,18 +253,6 @@ class MutationBatches:
         return (fresh_copies(gone) if self.fresh else gone), back
 
 
-class RepeatedBatch:
-    """One batch for every pass: enough for the empty loop that measures the loop's own cost
-    (drawing new batches for it would only sweep the caches)."""
-
-    def __init__(self, batches: MutationBatches) -> None:
-        self.batch = batches.take(1)[0]
-        self.size = batches.size
-
-    def take(self, passes: int) -> list[Batch]:
-        return [self.batch] * passes
-
-
 class Population:
     """n flows under random ids, and the structures of every design built from them (cached).
 
