@@ -197,6 +197,11 @@ def test_bench_json_verdicts(tiny_run):
     assert "hit ratio passes 50%" in claims
     hot = next(v for v in document["verdicts"] if "hit ratio passes 50%" in v["claim"])
     assert hot["verdict"] != "not measured"
+    # a target at a size the run did not measure says so, and shows the sizes it did measure
+    memory = next(v for v in document["verdicts"] if "bytes per entry at 1M" in v["claim"])
+    assert memory["verdict"] == "not measured"
+    assert memory["measured"].startswith("not measured at n=1,000,000 (")
+    assert "at n=1,000)" in memory["measured"]
 
 
 # --- bench: plot ----------------------------------------------------------------------------

@@ -11,14 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .cases import (
-    LOCK_DESIGNS,
-    PEER_DESIGNS,
-    Design,
-    MutationBatches,
-    fresh_copies,
-    hot_sequence,
-)
+from .cases import LOCK_DESIGNS, PEER_DESIGNS, Design, MutationBatches, fresh_copies, hot_sequence
 from .context import Context, Step
 from .harness import (
     KeyCursor,
