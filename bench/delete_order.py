@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from array import array
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -58,17 +59,17 @@ def runner(loop: PhasedLoop, batches: MutationBatches | OldestFirst) -> Runner:
 def trial(n: int, order: str, size: int) -> Trial:
     ids = make_ids(n, random.Random(n))
     flows = {k: Flow(k) for k in ids}  # not a store: looking flows up here warms no store
-    values = list(flows.values())
+    pairs, words = list(flows.items()), array("q", ids)
     stores = {"dict": dict(flows), "c": flowreg.implementations()["c"].FlowRegistry(flows, capacity=n)}
     subjects = []
     for seed, (impl, store) in enumerate(stores.items()):
         batches: MutationBatches | OldestFirst = (
-            OldestFirst(ids, flows, size) if order == "oldest" else MutationBatches(ids, values, size, seed)
+            OldestFirst(ids, flows, size) if order == "oldest" else MutationBatches(pairs, words, size, seed)
         )
         loop = compile_phased_loop([("k", "del s[k]"), ("k, f", "s[k] = f")], {"s": store})
         subjects.append(Subject(impl, impl, runner(loop, batches)))
     empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
-    overhead = runner(empty, MutationBatches(ids, values, size, len(stores)))
+    overhead = runner(empty, MutationBatches(pairs, words, size, len(stores)))
 
     # creating the batch again only restores the structure: its time is not reported
     ops = ("delitem", "setitem")

@@ -427,24 +427,28 @@ def test_hot_sequence_has_the_exact_hit_ratio():
 
 def test_mutation_batches_are_distinct_stored_ids():
     import random
+    from array import array
 
     ids = make_ids(21, random.Random(4))
-    flows = [f"flow {k}" for k in ids]  # flows[i] is the flow of ids[i]
-    batches = MutationBatches(ids, flows, 10, seed=3).take(40)
+    pairs = [(k, f"flow {k}") for k in ids]
+    words = array("q", ids)
+    batches = MutationBatches(pairs, words, 10, seed=3).take(40)
     for gone, back in batches:
         assert len(set(gone)) == 10
         assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
         assert back == [(k, f"flow {k}") for k in gone]
-    assert MutationBatches(ids, flows, 10, seed=3).take(40) == batches  # seeded
+        assert all(k is stored for (k, _), stored in zip(back, gone, strict=True))
+    assert MutationBatches(pairs, words, 10, seed=3).take(40) == batches  # seeded
     for size in (0, 22):
         with pytest.raises(ValueError, match="a batch of"):
-            MutationBatches(ids, flows, size, seed=3)
-    with pytest.raises(ValueError, match="21 ids but 20 flows"):
-        MutationBatches(ids, flows[1:], 10, seed=3)
-    fresh = MutationBatches(ids, flows, 10, seed=3, fresh=True).take(40)
-    for (copies, _), (same, _) in zip(fresh, batches, strict=True):
+            MutationBatches(pairs, words, size, seed=3)
+    with pytest.raises(ValueError, match="21 pairs but 20 words"):
+        MutationBatches(pairs, words[1:], 10, seed=3)
+    fresh = MutationBatches(pairs, words, 10, seed=3, fresh=True).take(40)
+    for (copies, back), (same, _) in zip(fresh, batches, strict=True):
         assert copies == same
         assert all(a is not b for a, b in zip(copies, same, strict=True))
+        assert all(k is stored for (k, _), stored in zip(back, same, strict=True))  # created as stored
 
 
 @pytest.mark.parametrize("n", [1000, 10_000])  # a ring of batches; a new draw for every batch
@@ -454,7 +458,7 @@ def test_no_batch_is_deleted_where_it_was_created_together(n):
     import random
 
     ids = make_ids(n, random.Random(5))
-    stream = MutationBatches(ids, ids, 100, seed=1)
+    stream = MutationBatches([(k, None) for k in ids], ids, 100, seed=1)
     created_in: dict[int, int] = {}  # id -> the pass that last created it
     for turn, (gone, _) in enumerate(stream.take(3 * MutationBatches.RING)):
         passes = Counter(created_in[k] for k in gone if k in created_in)

@@ -209,31 +209,36 @@ class MutationBatches:
     Few ids: a ring of RING batches cut from successive random permutations, two or more, so
     between two turns of a batch its ids are created again in other batches. Many ids: every
     batch a new random draw (at that size drawing costs about what the timed pass does).
-    ``fresh`` hands out equal int objects that are not the stored ones (see fresh_copies).
 
-    A batch is cut by position from ``ids`` and ``flows`` (the flow of ``ids[i]`` is
-    ``flows[i]``), never looked up in a structure: a lookup just before the timed pass would
-    bring that structure's entries into the cache for it.
+    A batch is cut by position from ``pairs`` (stored id, flow), never looked up in a structure,
+    and ``fresh`` ids (equal int objects made anew, as parsed from a request) are read from
+    ``words``, the same ids as int64: neither touches a structure's entries nor, for fresh ids,
+    the stored int objects that a dict must compare them with, before the timed pass.
     """
 
     RING = 64
 
     def __init__(
-        self, ids: Sequence[int], flows: Sequence[Any], size: int, seed: int, fresh: bool = False
+        self,
+        pairs: Sequence[tuple[int, Any]],
+        words: Sequence[int],
+        size: int,
+        seed: int,
+        fresh: bool = False,
     ) -> None:
-        if len(flows) != len(ids):
-            raise ValueError(f"{len(ids)} ids but {len(flows)} flows")
-        if not 0 < size <= len(ids):
-            raise ValueError(f"a batch of {size} ids out of {len(ids)}")
-        self.ids = ids
-        self.flows = flows
+        if len(words) != len(pairs):
+            raise ValueError(f"{len(pairs)} pairs but {len(words)} words")
+        if not 0 < size <= len(pairs):
+            raise ValueError(f"a batch of {size} ids out of {len(pairs)}")
+        self.pairs = pairs
+        self.words = words
         self.size = size
         self.fresh = fresh
         self.rng = random.Random(seed)
         self.ring: list[Batch] = []
-        if 2 * (len(ids) // size) <= self.RING:  # the ring holds two permutations or more
+        if 2 * (len(pairs) // size) <= self.RING:  # the ring holds two permutations or more
             while len(self.ring) < self.RING:
-                order = self.rng.sample(range(len(ids)), len(ids))
+                order = self.rng.sample(range(len(pairs)), len(pairs))
                 cuts = range(0, len(order) - size + 1, size)
                 self.ring += [self._batch(order[i : i + size]) for i in cuts]
             del self.ring[self.RING :]
@@ -241,16 +246,16 @@ class MutationBatches:
 
     def take(self, passes: int) -> list[Batch]:
         if not self.ring:
-            everywhere = range(len(self.ids))
+            everywhere = range(len(self.pairs))
             return [self._batch(self.rng.sample(everywhere, self.size)) for _ in range(passes)]
         out = [self.ring[(self.turn + i) % self.RING] for i in range(passes)]
         self.turn = (self.turn + passes) % self.RING
         return out
 
     def _batch(self, places: list[int]) -> Batch:
-        gone = [self.ids[i] for i in places]
-        back = [(self.ids[i], self.flows[i]) for i in places]
-        return (fresh_copies(gone) if self.fresh else gone), back
+        back = [self.pairs[i] for i in places]
+        gone = [self.words[i] for i in places] if self.fresh else [k for k, _ in back]
+        return gone, back
 
 
 class Population:
@@ -266,7 +271,8 @@ class Population:
         with gc_paused():  # a million new objects would trigger full collections all along
             self.ids = make_ids(n, self.rng)
             self.flows = {k: Flow(k) for k in self.ids}
-            self.values = list(self.flows.values())  # values[i] is the flow of ids[i]
+            self.pairs = list(self.flows.items())  # (ids[i], its flow)
+            self.words = array("q", self.ids)
         self._built: dict[str, dict[str, object]] = {}
 
     def names(self, design: Design) -> dict[str, object]:

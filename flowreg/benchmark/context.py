@@ -63,8 +63,8 @@ class Context:
         self._streams += 1
         seed = (self.selection.seed * 1_000_003 + n) * 1_009 + self._streams
         return MutationBatches(
-            population.ids,
-            population.values,
+            population.pairs,
+            population.words,
             self.mutation_batch(n),
             seed,
             fresh=kind == "fresh",
