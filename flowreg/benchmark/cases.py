@@ -210,10 +210,10 @@ class MutationBatches:
     between two turns of a batch its ids are created again in other batches. Many ids: every
     batch a new random draw (at that size drawing costs about what the timed pass does).
 
-    A batch is cut by position from ``pairs`` (stored id, flow), never looked up in a structure,
-    and ``fresh`` ids (equal int objects made anew, as parsed from a request) are read from
-    ``words``, the same ids as int64: neither touches a structure's entries nor, for fresh ids,
-    the stored int objects that a dict must compare them with, before the timed pass.
+    A batch is cut by position from ``pairs`` (stored id, flow), never looked up in a structure
+    (that would warm its entries for the timed pass). ``fresh`` ids, equal int objects made anew
+    as parsed from a request, are read from ``words`` (the ids as int64), so nothing touches the
+    stored int objects a dict must compare them with before the timed delete.
     """
 
     RING = 64
@@ -253,9 +253,12 @@ class MutationBatches:
         return out
 
     def _batch(self, places: list[int]) -> Batch:
-        back = [self.pairs[i] for i in places]
-        gone = [self.words[i] for i in places] if self.fresh else [k for k, _ in back]
-        return gone, back
+        if self.fresh:  # only the delete is reported: nothing of the batch is touched before it
+            return [self.words[i] for i in places], [self.pairs[i] for i in places]
+        # Both phases are reported: the pairs are made anew, as a create's id and flow would be
+        # at hand (the stored id is what the delete is given anyway).
+        back = [(k, flow) for k, flow in (self.pairs[i] for i in places)]
+        return [k for k, _ in back], back
 
 
 class Population:
