@@ -116,7 +116,7 @@ SECTIONS = (
     Section(
         "batch: an int64 buffer of ids; wall time per id, ratio to the dict loop on as many threads "
         "(dict: [d[x] for x in ids] / [x in d for x in ids]); 'scale' = throughput vs. 1 thread; "
-        "sha256: hashing the same buffers, how plain CPU work scaled in the same runs",
+        "blake2b, sha256: hashing the same buffers, how two kinds of plain CPU work scaled in the same runs",
         lambda r: r.suite == "batch",
         ("op", "n", "threads"),
     ),

@@ -182,7 +182,7 @@ class Target:
     threads: int | None = None
     sizes: tuple[int, ...] | None = None  # the sizes the target names (None: every size)
     invert: bool = False  # show and compare 1/field (a time ratio as a throughput gain)
-    beside: str | None = None  # an impl whose value in the same runs is shown alongside
+    beside: tuple[str, ...] = ()  # impls whose values in the same runs are shown alongside
 
     def value(self, row: Row) -> float | None:
         value: float | None = getattr(row, self.field)
@@ -202,10 +202,13 @@ class Target:
 
         def show(r: Row) -> str:
             out = f"{self.value(r):.3g} at n={r.n:,}" + (f" ({r.ids})" if r.ids else "")
-            other = _one(rows, suite=r.suite, op=r.op, impl=self.beside, n=r.n, threads=r.threads)
-            if other is not None and self.value(other) is not None:
-                out += f" ({self.beside} in the same runs: {self.value(other):.3g})"
-            return out
+            others = []
+            for impl in self.beside:
+                other = _one(rows, suite=r.suite, op=r.op, impl=impl, n=r.n, threads=r.threads)
+                value = self.value(other) if other is not None else None
+                if value is not None:
+                    others.append(f"{impl} {value:.3g}")
+            return out + (f" (in the same runs: {', '.join(others)})" if others else "")
 
         if not at_n:
             elsewhere = f" ({'; '.join(map(show, found))})" if found else ""
@@ -277,7 +280,7 @@ TARGETS = (
         threads=2,
         sizes=(1_000, 1_000_000),
         invert=True,
-        beside="sha256",
+        beside=("sha256", "blake2b"),
     ),
     Target(
         "native registry at most 26 bytes per entry at 1M entries",
