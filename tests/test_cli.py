@@ -206,6 +206,33 @@ def test_bench_json_verdicts(tiny_run):
     assert "at n=1,000)" in memory["measured"]
 
 
+def test_bench_target_shows_the_references_that_were_measured():
+    from flowreg.benchmark.results import Row
+    from flowreg.benchmark.verdicts import Target
+
+    target = Target(
+        "2 threads",
+        "batch",
+        "contains_many",
+        "c",
+        "ratio_to_1_thread",
+        1.8,
+        threads=2,
+        invert=True,
+        beside=("sha256", "blake2b"),
+    )
+
+    def row(impl: str, ratio: float) -> Row:
+        return Row("batch", "contains_many", 1_000, "buffer", impl, threads=2, ratio_to_1_thread=ratio)
+
+    assert target.check([row("c", 0.5)]).measured == "2 at n=1,000 (buffer)"
+    verdict = target.check([row("c", 0.6), row("blake2b", 0.8)])
+    assert verdict.measured == "1.67 at n=1,000 (buffer) (in the same runs: blake2b 1.25)"
+    assert verdict.verdict == "fails"
+    both = target.check([row("c", 0.5), row("blake2b", 0.5), row("sha256", 0.55)]).measured
+    assert both.endswith("(in the same runs: sha256 1.82, blake2b 2)")
+
+
 # --- bench: plot ----------------------------------------------------------------------------
 
 
