@@ -18,6 +18,7 @@ __all__ = [
     "MAX_BITS",
     "MIN_BITS",
     "SPARSE_MAX_BITS",
+    "ABSENT",
     "MISSING",
     "RegistryItems",
     "RegistryKeys",
@@ -34,19 +35,25 @@ __all__ = [
 ]
 
 
-class _Missing:
-    """The "no default given" marker; its repr keeps signatures readable."""
+class _Marker:
+    """A marker object that pickles by name; its repr keeps signatures readable."""
 
-    __slots__ = ()
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __repr__(self) -> str:
-        return "<missing>"
+        return f"<{self._name.lower()}>"
 
     def __reduce__(self) -> str:
-        return "MISSING"
+        return self._name
 
 
-MISSING: Any = _Missing()
+#: The "no default given" default of pop, get_many, ...: public through their signatures.
+MISSING: Any = _Marker("MISSING")
+#: What internal lookups return for an absent id. Not MISSING: a caller can store that one.
+ABSENT: Any = _Marker("ABSENT")
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -151,8 +158,8 @@ class RegistryItems(ItemsView[_K, _V]):
         # Not ItemsView's: that one would call a subclass's __missing__.
         if not isinstance(item, tuple) or len(item) != 2:
             return False
-        value = self._mapping.get(item[0], MISSING)  # type: ignore[attr-defined]
-        return value is not MISSING and (value is item[1] or value == item[1])
+        value = self._mapping.get(item[0], ABSENT)  # type: ignore[attr-defined]
+        return value is not ABSENT and (value is item[1] or value == item[1])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self)!r})"
@@ -187,8 +194,8 @@ def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
     get = getattr(other, "get", None)
     for key, value in items:
         if get is not None:
-            theirs = get(key, MISSING)
-            if theirs is MISSING:
+            theirs = get(key, ABSENT)
+            if theirs is ABSENT:
                 return False
         else:
             try:

@@ -45,10 +45,12 @@ from types import GenericAlias
 
 from ._errors import FlowExists
 from ._mapping import (
+    ABSENT,
     MISSING,
     RegistryItems,
     RegistryKeys,
     RegistryValues,
+    bits_for,
     deepcopy_registry,
     id_error,
     items_equal,
@@ -68,6 +70,8 @@ cdef extern from "Python.h":
     Py_ssize_t _list_len "PyList_GET_SIZE"(object lst)
     int _list_append "PyList_Append"(object lst, object v) except -1
     object _list_new "PyList_New"(Py_ssize_t n)
+    void _gc_untrack "PyObject_GC_UnTrack"(object o)
+    void _gc_track "PyObject_GC_Track"(object o)
     object _bytearray_new "PyByteArray_FromStringAndSize"(const char* s, Py_ssize_t n)
     void _incref "Py_INCREF"(PyObject* o)
     void _decref "Py_DECREF"(PyObject* o)
@@ -448,7 +452,7 @@ cdef int _acquire_slow(_BaseRegistry r, int mode) except -1:
             return HOLD_READ
     elif fr_rwlock_try_write(&r._rw):
         return HOLD_WRITE
-    if r._owner != 0 and r._owner == _thread_id():
+    if FR_LOAD_SSIZE(&r._owner) == <Py_ssize_t>_thread_id():
         return HOLD_OWNER
     with nogil:  # never wait for the native lock while holding the GIL
         if mode == HOLD_READ:
@@ -958,7 +962,7 @@ cdef class _BaseRegistry:
     cdef Counters _c
     cdef fr_rwlock _rw
     cdef int _gil_free        # GIL builds: threads working on the registry without the GIL
-    cdef unsigned long _owner  # the thread inside _hold_write_lock, or 0
+    cdef Py_ssize_t _owner    # the thread inside _hold_write_lock, or 0 (atomic: others read it)
     cdef object _flight       # SingleFlight of get_or_create, made on first use
     cdef PyObject* _prev      # the list of live registries (borrowed; see _link)
     cdef PyObject* _next
@@ -984,10 +988,14 @@ cdef class _BaseRegistry:
         PyMem_Free(self._t.keys)
 
     def __init__(self, items=(), /, *, capacity=0):
-        cdef Py_ssize_t cap = capacity
+        cdef Py_ssize_t cap
         cdef int held
-        if cap < 0:
-            raise ValueError(f"capacity must be >= 0, got {cap}")
+        capacity = PyNumber_Index(capacity)
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > _usable(MAX_BITS):
+            bits_for(capacity)  # raises the fallback's MemoryError (before cap could overflow)
+        cap = capacity
         if cap > self._t.size:
             held = _acquire(self, HOLD_WRITE)
             try:
@@ -1088,15 +1096,15 @@ cdef class _BaseRegistry:
         raise not_found(fid, code == ID_OK, self._t.width == 2)
 
     def _peek(self, key):
-        """The flow under an already converted id, or MISSING; not counted in stats()."""
+        """The flow under an already converted id, or ABSENT; not counted in stats()."""
         cdef int64_t a = 0, b = 0
         cdef Py_ssize_t i
         cdef int held
         if _id_of(self, key, &a, &b) != ID_OK:
-            return MISSING
+            return ABSENT
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, a, b)
-        flow = <object>_list_get(self._flows, i) if i >= 0 else MISSING
+        flow = <object>_list_get(self._flows, i) if i >= 0 else ABSENT
         _release(self, held)
         return flow
 
@@ -1213,9 +1221,9 @@ cdef class _BaseRegistry:
         _write_id(self, fid, &key[0], &key[1])
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, key[0], key[1])
-        flow = <object>_list_get(self._flows, i) if i >= 0 else MISSING
+        flow = <object>_list_get(self._flows, i) if i >= 0 else None
         _release(self, held)
-        if flow is not MISSING:
+        if i >= 0:
             FR_BUMP(&self._c.hits, 1)
             return flow
         FR_BUMP(&self._c.misses, 1)
@@ -1227,7 +1235,7 @@ cdef class _BaseRegistry:
         cdef int64_t key[2]
         key[1] = 0
         _write_id(self, fid, &key[0], &key[1])
-        if self._peek(_key_object(self, key)) is MISSING:
+        if self._peek(_key_object(self, key)) is ABSENT:
             FR_BUMP(&self._c.misses, 1)
         else:
             FR_BUMP(&self._c.hits, 1)
@@ -1330,10 +1338,12 @@ cdef class _BaseRegistry:
         return registry_repr(self, self.snapshot())
 
     def __sizeof__(self):
-        return (object.__sizeof__(self)
-                + (<Py_ssize_t>1 << self._t.bits) * sizeof(uint32_t)
-                + self._t.keys_cap * self._t.width * sizeof(int64_t)
-                + self._flows.__sizeof__())
+        cdef int held = _acquire(self, HOLD_READ)  # clear() may swap the list and arrays
+        flows = self._flows
+        cdef Py_ssize_t size = ((<Py_ssize_t>1 << self._t.bits) * sizeof(uint32_t)
+                                + self._t.keys_cap * self._t.width * sizeof(int64_t))
+        _release(self, held)
+        return object.__sizeof__(self) + size + flows.__sizeof__()
 
     def __reduce__(self):
         cls = type(self)
@@ -1410,6 +1420,9 @@ cdef class _BaseRegistry:
             if found == NULL:
                 raise MemoryError()
             result = _list_new(batch.n)  # filled below under the lock, without allocating
+            # Out of gc's sight until full: other threads run while this one waits for the
+            # lock or probes without the GIL, and gc.get_objects() must not hand them NULLs.
+            _gc_untrack(result)
             held = _acquire(self, HOLD_READ)
             try:
                 if batch.n >= BATCH_GIL_FREE:
@@ -1439,6 +1452,7 @@ cdef class _BaseRegistry:
                 raise not_found(_batch_id(self, &batch, originals, missing_at),
                                 batch.valid == NULL or batch.valid[missing_at],
                                 self._t.width == 2)
+            _gc_track(result)
             return result
         finally:
             PyMem_Free(found)
@@ -1541,22 +1555,22 @@ cdef class _BaseRegistry:
 
     def _hold_write_lock(self, fn):
         """Call fn() holding the write lock (test hook; this thread may re-enter)."""
-        cdef unsigned long me = _thread_id()
-        if self._owner == me:
+        cdef Py_ssize_t me = <Py_ssize_t>_thread_id()
+        if FR_LOAD_SSIZE(&self._owner) == me:
             return fn()
         if not fr_rwlock_try_write(&self._rw):
             with nogil:
                 fr_rwlock_write_lock(&self._rw)
-        self._owner = me
+        FR_STORE_SSIZE(&self._owner, me)
         if not FR_FREE_THREADED:
             self._gil_free += 1  # sends the other GIL-holding threads to the lock
         try:
             return fn()
         finally:
-            if self._owner == me:  # (a fork inside fn resets the lock in the child)
+            if FR_LOAD_SSIZE(&self._owner) == me:  # (a fork inside fn resets the lock in the child)
                 if not FR_FREE_THREADED:
                     self._gil_free -= 1
-                self._owner = 0
+                FR_STORE_SSIZE(&self._owner, 0)
                 fr_rwlock_write_unlock(&self._rw)
 
 
@@ -1574,11 +1588,13 @@ cdef class _RegistryIter:
     cdef bint _reverse
 
     def __cinit__(self, _BaseRegistry reg, int kind, bint reverse):
+        cdef int held = _acquire(reg, HOLD_READ)
+        self._version = reg._version
+        self._next = reg._t.size - 1 if reverse else 0
+        _release(reg, held)
         self._reg = reg
         self._kind = kind
         self._reverse = reverse
-        self._version = reg._version
-        self._next = reg._t.size - 1 if reverse else 0
 
     def __iter__(self):
         return self
@@ -1586,7 +1602,7 @@ cdef class _RegistryIter:
     def __length_hint__(self):
         if self._reg is None:
             return 0
-        return max(0, self._next + 1 if self._reverse else self._reg._t.size - self._next)
+        return max(0, self._next + 1 if self._reverse else FR_LOAD_SSIZE(&self._reg._t.size) - self._next)
 
     def __next__(self):
         cdef _BaseRegistry r = self._reg

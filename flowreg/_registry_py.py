@@ -27,6 +27,7 @@ from typing import Any
 
 from ._errors import FlowExists
 from ._mapping import (
+    ABSENT,
     BAD_TYPE,
     MIN_BITS,
     MISSING,
@@ -79,12 +80,13 @@ def _pair_id(o: Any) -> tuple[int, Any]:
             and _INT64_MIN <= b <= _INT64_MAX
         ):
             return 0, o
-    if not isinstance(o, tuple) or len(o) != 2:
+    # A tuple subclass's own __len__ and __getitem__ are not consulted (natively neither).
+    if not isinstance(o, tuple) or tuple.__len__(o) != 2:
         return BAD_TYPE, None
-    code, a = _int_id(o[0])
+    code, a = _int_id(tuple.__getitem__(o, 0))
     if code:
         return code, None
-    code, b = _int_id(o[1])
+    code, b = _int_id(tuple.__getitem__(o, 1))
     return code, (a, b) if not code else None
 
 
@@ -279,8 +281,8 @@ class _BaseRegistry(_Storage):
         return flow
 
     def _peek(self, key: Any) -> Any:
-        """The flow under an already converted id, or MISSING; not counted in stats()."""
-        return self._map.get(self._convert(key)[1], MISSING)
+        """The flow under an already converted id, or ABSENT; not counted in stats()."""
+        return self._map.get(self._convert(key)[1], ABSENT)
 
     # --- writes (callers hold _lock)
 
@@ -294,10 +296,15 @@ class _BaseRegistry(_Storage):
     def _insert(self, key: Any, flow: Any) -> None:
         if len(self._keys) >= self._room:
             self._reserve(1)
-        self._version += 1
-        self._pos[key] = len(self._keys)
+        self._version += 1  # first: an iterator must not hand out an id being inserted
         self._keys.append(key)
-        self._map[key] = flow
+        try:  # only a MemoryError gets in the way; then the ids are as they were
+            self._pos[key] = len(self._keys) - 1
+            self._map[key] = flow
+        except BaseException:
+            self._pos.pop(key, None)
+            self._keys.pop()
+            raise
         self._inserts += 1
 
     def _unindex(self, key: Any) -> None:
@@ -335,15 +342,15 @@ class _BaseRegistry(_Storage):
     def __setitem__(self, fid: Any, flow: Any) -> None:
         key = self._write_key(fid)
         with self._lock:
-            old = self._map.get(key, MISSING)  # released after the lock: its __del__ may re-enter
-            if old is MISSING:
+            old = self._map.get(key, ABSENT)  # released after the lock: its __del__ may re-enter
+            if old is ABSENT:
                 self._insert(key, flow)
             else:
                 self._map[key] = flow
         del old
 
     def __delitem__(self, fid: Any) -> None:
-        self.delete_flow(fid)
+        _BaseRegistry.pop(self, fid)  # as natively, del does not call a subclass's delete_flow
 
     def create_flow(self, fid: Any, flow: Any) -> Any:
         """Store flow under a new id and return it; FlowExists if the id is taken."""
@@ -381,8 +388,8 @@ class _BaseRegistry(_Storage):
         """Return the flow under fid, storing default there first if absent."""
         key = self._write_key(fid)
         with self._lock:
-            flow = self._map.get(key, MISSING)
-            if flow is MISSING:
+            flow = self._map.get(key, ABSENT)
+            if flow is ABSENT:
                 self._insert(key, default)
                 flow = default
         return flow
@@ -390,8 +397,8 @@ class _BaseRegistry(_Storage):
     def get_or_create(self, fid: Any, factory: Callable[[Any], Any]) -> Any:
         """Return the flow under fid, calling factory(id) once to create it if absent."""
         key = self._write_key(fid)
-        flow = self._map.get(key, MISSING)
-        if flow is not MISSING:
+        flow = self._map.get(key, ABSENT)
+        if flow is not ABSENT:
             self._hits += 1
             return flow
         self._misses += 1
@@ -430,7 +437,7 @@ class _BaseRegistry(_Storage):
     def _pairs(self, other: Any, kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
         """The converted (id, flow) pairs of an update(); raises before anything changes."""
         if isinstance(other, _BaseRegistry) and other._pair == self._pair and not kwargs:
-            return other.snapshot()
+            return _BaseRegistry.snapshot(other)  # not a subclass's override, as natively
         return [(self._write_key(k), v) for k, v in update_pairs(other, kwargs)]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -564,8 +571,8 @@ class _BaseRegistry(_Storage):
         given, keys, _ = self._batch(fids)
         with self._lock:
             current = self._map
-            result = [current.get(key, MISSING) for key in keys]
-        missing = [i for i, flow in enumerate(result) if flow is MISSING]
+            result = [current.get(key, ABSENT) for key in keys]
+        missing = [i for i, flow in enumerate(result) if flow is ABSENT]
         if missing and default is MISSING:  # counted up to the first miss, as natively
             self._hits += missing[0]
             self._misses += 1

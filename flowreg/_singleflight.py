@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._mapping import MISSING
+from ._mapping import ABSENT
 
 __all__ = ["SingleFlight"]
 
@@ -56,19 +56,19 @@ class SingleFlight:
         self._calls = {}
 
     def _join(self, reg: Any, key: Any, task: asyncio.Task[Any] | None) -> tuple[Any, _Call | None, bool]:
-        """(stored value or MISSING, the call to lead or wait for, whether we lead it)."""
+        """(stored value or ABSENT, the call to lead or wait for, whether we lead it)."""
         with self._lock:
             value = reg._peek(key)
-            if value is not MISSING:
+            if value is not ABSENT:
                 return value, None, False
             call = self._calls.get(key)
             if call is None:
                 call = self._calls[key] = _Call(task)
-                return MISSING, call, True
+                return ABSENT, call, True
         # Waiting for a call this very thread (or task) is running would never end.
         if call.thread == threading.get_ident() and (task is None or call.task is None or call.task is task):
             raise RuntimeError(f"get_or_create: the factory for flow id {key!r} asked for that same id")
-        return MISSING, call, False
+        return ABSENT, call, False
 
     def _finish(self, key: Any, call: _Call, result: Any) -> None:
         with self._lock:

@@ -293,6 +293,43 @@ def test_fork_while_another_thread_holds_the_write_lock(Registry):
     assert reg[5] == 5 and 1001 not in reg  # the parent is untouched
 
 
+def test_get_many_result_stays_out_of_gc_sight_until_filled(Registry):
+    # get_many waits for the lock (or probes) without the GIL after making its result list:
+    # gc.get_objects() in another thread must not hand out that list while it holds NULLs.
+    import gc
+
+    n = 37
+    reg = Registry({i: i for i in range(n)})
+    holding, release = threading.Event(), threading.Event()
+    results = []
+
+    def holder():
+        reg._hold_write_lock(lambda: (holding.set(), release.wait(30)))
+
+    def reader():
+        results.append(reg.get_many(range(n)))
+
+    def lists_of_n():  # looks at their lengths only: an unfilled list's items are NULL
+        return [o for o in gc.get_objects() if type(o) is list and len(o) == n]
+
+    threads = [threading.Thread(target=holder, daemon=True), threading.Thread(target=reader, daemon=True)]
+    threads[0].start()
+    assert holding.wait(10)
+    threads[1].start()
+    seen = []  # held, so that no other list can take the address of one seen
+    try:
+        for _ in range(20):  # the reader is (soon) blocked inside get_many
+            time.sleep(0.05)
+            seen.extend(lists_of_n())
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert results == [list(range(n))]
+    assert not any(o is results[0] for o in seen), "gc.get_objects() handed out get_many's unfilled list"
+    assert gc.is_tracked(results[0])
+
+
 def test_get_or_create_calls_the_factory_once(Registry):
     reg = Registry()
     calls = []

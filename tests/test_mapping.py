@@ -1,5 +1,6 @@
 """The MutableMapping API of FlowRegistry and PairFlowRegistry, checked against dict semantics."""
 
+import asyncio
 import collections.abc
 import gc
 import random
@@ -11,6 +12,7 @@ from types import MappingProxyType, SimpleNamespace
 import pytest
 
 from flowreg import FlowExists, FlowNotFound
+from flowreg._mapping import MISSING
 
 
 class Color(IntEnum):
@@ -270,6 +272,28 @@ def test_update_is_failure_atomic(abc, flavor, bad, exc):
     assert list(abc.items()) == before
 
 
+def test_fallback_insert_out_of_memory_changes_nothing():
+    # The native core reserves room before it changes anything; the fallback undoes its steps.
+    from flowreg import _registry_py
+
+    class Full(dict):
+        def __setitem__(self, key, value):
+            raise MemoryError
+
+    reg = _registry_py.FlowRegistry({1: "a", 2: "b"})
+    reg._map = Full(reg._map)
+    inserts = (lambda: reg.__setitem__(3, "c"), lambda: reg.setdefault(3), lambda: reg.create_flow(3, "c"))
+    for insert in inserts:
+        with pytest.raises(MemoryError):
+            insert()
+    reg._map = dict(reg._map)
+    assert list(reg.items()) == [(1, "a"), (2, "b")]
+    assert reg.stats()["inserts"] == 2
+    reg[3] = "c"
+    del reg[1]
+    assert list(reg.items()) == [(3, "c"), (2, "b")]  # swap-with-last
+
+
 @pytest.mark.parametrize(("item", "exc"), [(5, TypeError), ((1,), ValueError), ((1, 2, 3), ValueError)])
 def test_update_bad_sequence_element(abc, flavor, item, exc):
     before = list(abc.items())
@@ -404,6 +428,17 @@ def test_constructor_capacity(flavor):
         flavor.cls({}, 10)  # capacity is keyword-only
 
 
+@pytest.mark.parametrize(
+    ("capacity", "error"),
+    [(-(2**63) - 1, ValueError), (2**30 + 1, MemoryError), (2**63, MemoryError), (2**100, MemoryError)],
+)
+def test_constructor_capacity_out_of_range(flavor, capacity, error):
+    # the same exception from both implementations, even where a C size would overflow
+    message = "capacity must be >= 0" if error is ValueError else f"cannot hold {capacity} flows"
+    with pytest.raises(error, match=message):
+        flavor.cls(capacity=capacity)
+
+
 def test_constructor_bad_ids(flavor):
     with pytest.raises(TypeError):
         flavor.cls({"x": 1})
@@ -535,6 +570,49 @@ def test_subclass_keeps_type_and_attributes(flavor):
     assert type(Sub.fromkeys([flavor.k(2)])) is Sub
     assert type(sub | {}) is Sub
     assert type({} | sub) is Sub
+
+
+def test_subclass_overrides_do_not_change_del_and_update(flavor):
+    # dict's rule, natively and in the fallback: del does not call an overridden delete_flow,
+    # and update() from a registry reads its entries, not an overridden snapshot()
+    k = flavor.k
+
+    class Sub(flavor.cls):
+        def delete_flow(self, fid, /):
+            raise AssertionError("del went through delete_flow")
+
+        def snapshot(self):
+            return []
+
+    sub = Sub({k(1): "a", k(2): "b"})
+    del sub[k(1)]
+    assert list(sub) == [k(2)]
+    target = flavor.cls()
+    target.update(sub)
+    assert list(target.items()) == [(k(2), "b")]
+
+
+def test_the_no_default_marker_is_a_value_like_any_other(flavor):
+    # MISSING (the default in pop's and get_many's signatures) can be stored and found
+    k = flavor.k
+    reg = flavor.cls()
+    reg[k(1)] = MISSING
+    reg[k(1)] = MISSING
+    reg[k(2)] = "b"
+    assert list(reg) == [k(1), k(2)]
+    assert reg.setdefault(k(1), "other") is MISSING
+    assert reg.get_many([k(1)], default="other") == [MISSING]
+    assert reg.get_many([k(1)]) == [MISSING]
+    assert reg.get_or_create(k(1), lambda fid: pytest.fail("factory called")) is MISSING
+
+    async def factory(fid):
+        pytest.fail("factory called")
+
+    assert asyncio.run(reg.aget_or_create(k(1), factory)) is MISSING
+    assert (k(1), MISSING) in reg.items()
+    assert reg == {k(1): MISSING, k(2): "b"}
+    assert reg.pop(k(1)) is MISSING
+    assert list(reg) == [k(2)]
 
 
 @pytest.fixture

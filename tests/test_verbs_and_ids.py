@@ -424,6 +424,31 @@ def test_pair_namedtuple_reads(PairRegistry):
     raises_not_found(lambda: reg[missing], missing)
 
 
+class OddPair(tuple):
+    """A tuple subclass whose Python-level length and items disagree with its storage."""
+
+    __slots__ = ()
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return 10 * tuple.__getitem__(self, i)
+
+
+def test_pair_tuple_subclass_is_read_as_a_tuple(PairRegistry):
+    # like a dict key's hash and ==, the id is the tuple's own two items
+    reg = PairRegistry()
+    reg[OddPair((1, 2))] = "a"
+    assert list(reg) == [(1, 2)]
+    assert OddPair((1, 2)) in reg
+    assert reg.get_many([OddPair((1, 2))]) == ["a"]
+    assert reg.pop(OddPair((1, 2))) == "a"
+    with pytest.raises(TypeError):
+        reg[OddPair((1, 2, 3))] = "b"
+    assert OddPair((1, 2, 3)) not in reg
+
+
 @pytest.mark.parametrize("part", [INT64_MIN, INT64_MAX, 0])
 def test_pair_parts_at_int64_bounds(PairRegistry, part):
     reg = PairRegistry()
