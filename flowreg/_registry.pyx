@@ -34,7 +34,7 @@ from cpython.long cimport PyLong_Check, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
@@ -862,9 +862,19 @@ cdef list _batch_from(_BaseRegistry r, object fids, IdBatch* out):
             pass  # not a contiguous buffer: read it as an iterable
         else:
             if _is_int64_view(&out.view, r._t.width):
-                out.has_view = True
-                out.keys = <const int64_t*>out.view.buf
                 out.n = out.view.shape[0]
+                if <uintptr_t>out.view.buf % sizeof(int64_t) == 0:
+                    out.has_view = True
+                    out.keys = <const int64_t*>out.view.buf
+                    return None
+                # a misaligned buffer (numpy.frombuffer with an offset): read it as a copy
+                keys = <int64_t*>PyMem_Malloc(<size_t>out.view.len + sizeof(int64_t))
+                if keys != NULL:
+                    memcpy(keys, out.view.buf, out.view.len)
+                PyBuffer_Release(&out.view)
+                if keys == NULL:
+                    raise MemoryError()
+                out.keys = keys
                 return None
             PyBuffer_Release(&out.view)
     cdef list seq = list(fids)
@@ -906,18 +916,21 @@ cdef void _batch_free(IdBatch* batch) noexcept:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t* idx,
-                           char* hit) noexcept nogil:
+                           char* hit, int64_t* first_miss) noexcept nogil:
     """Probe every id of a batch: idx[i] = dense index or -1 and/or hit[i] = 0 or 1.
 
-    Returns the number of hits.  Probes of different ids are independent, so their
-    cache misses can overlap: the slot of the id 2 * PREFETCH_AHEAD places on is
-    fetched early, and PREFETCH_AHEAD places on, that slot (in cache by then) gives
-    the key to fetch.
+    first_miss (if not NULL) gets the first storable id that missed, as read here:
+    another thread may change a buffer's ids meanwhile.  Returns the number of hits.
+
+    Probes of different ids are independent, so their cache misses can overlap: the
+    slot of the id 2 * PREFETCH_AHEAD places on is fetched early, and PREFETCH_AHEAD
+    places on, that slot (in cache by then) gives the key to fetch.
     """
     cdef Table t = table[0]  # a local copy: stores through idx/hit cannot alias it
     cdef Py_ssize_t i, j, hits = 0, n = batch.n, w = t.width
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1, s
     cdef const int64_t* k
+    cdef int64_t a, b
     cdef bint prefetch = t.bits >= PREFETCH_MIN_BITS  # smaller tables stay in cache
     for i in range(n):
         if not prefetch:
@@ -934,19 +947,19 @@ cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t*
             j = -1
         else:
             k = batch.keys + i * w
-            j = _find(&t, k[0], _second(k, w))
+            a = k[0]
+            b = _second(k, w)
+            j = _find(&t, a, b)
+            if j < 0 and first_miss != NULL:
+                first_miss[0] = a
+                first_miss[1] = b
+                first_miss = NULL
         hits += j >= 0
         if idx != NULL:
             idx[i] = j
         if hit != NULL:
             hit[i] = j >= 0
     return hits
-
-
-cdef object _batch_id(_BaseRegistry r, const IdBatch* batch, list originals, Py_ssize_t i):
-    if originals is not None:
-        return originals[i]
-    return _key_object(r, batch.keys + i * r._t.width)
 
 
 # ---------------------------------------------------------- the classes
@@ -1415,6 +1428,8 @@ cdef class _BaseRegistry:
         cdef Py_ssize_t* found
         cdef int held
         cdef PyObject* v
+        cdef int64_t miss[2]  # the first missing id, as the probe read it
+        miss[1] = 0
         found = <Py_ssize_t*>PyMem_Malloc((batch.n + 1) * sizeof(Py_ssize_t))
         try:
             if found == NULL:
@@ -1428,10 +1443,10 @@ cdef class _BaseRegistry:
                 if batch.n >= BATCH_GIL_FREE:
                     _go_gil_free(self, &held, HOLD_READ)
                     with nogil:
-                        _find_many(&self._t, &batch, found, NULL)
+                        _find_many(&self._t, &batch, found, NULL, miss)
                     _end_gil_free(self)
                 else:
-                    _find_many(&self._t, &batch, found, NULL)
+                    _find_many(&self._t, &batch, found, NULL, miss)
                 for i in range(batch.n):
                     j = found[i]
                     if j >= 0:
@@ -1449,8 +1464,8 @@ cdef class _BaseRegistry:
             FR_BUMP(&self._c.hits, hits)
             FR_BUMP(&self._c.misses, (batch.n if missing_at < 0 else missing_at + 1) - hits)
             if missing_at >= 0:
-                raise not_found(_batch_id(self, &batch, originals, missing_at),
-                                batch.valid == NULL or batch.valid[missing_at],
+                fid = originals[missing_at] if originals is not None else _key_object(self, miss)
+                raise not_found(fid, batch.valid == NULL or batch.valid[missing_at],
                                 self._t.width == 2)
             _gc_track(result)
             return result
@@ -1464,7 +1479,7 @@ cdef class _BaseRegistry:
         cdef Py_ssize_t hits
         cdef int held
         cdef char* out
-        _batch_from(self, fids, &batch)
+        cdef list originals = _batch_from(self, fids, &batch)
         try:
             result = _bytearray_new(NULL, batch.n)
             out = PyByteArray_AS_STRING(result)
@@ -1473,15 +1488,15 @@ cdef class _BaseRegistry:
                 if batch.n >= BATCH_GIL_FREE:
                     _go_gil_free(self, &held, HOLD_READ)
                     with nogil:
-                        hits = _find_many(&self._t, &batch, NULL, out)
+                        hits = _find_many(&self._t, &batch, NULL, out, NULL)
                     _end_gil_free(self)
                 else:
-                    hits = _find_many(&self._t, &batch, NULL, out)
+                    hits = _find_many(&self._t, &batch, NULL, out, NULL)
             finally:
                 _release(self, held)
             FR_BUMP(&self._c.hits, hits)
             FR_BUMP(&self._c.misses, batch.n - hits)
-            if batch.has_view:
+            if originals is None:  # an int64 buffer
                 return result
             return [byte != 0 for byte in result]
         finally:
@@ -1510,11 +1525,11 @@ cdef class _BaseRegistry:
                 if batch.n >= BATCH_GIL_FREE:
                     _go_gil_free(self, &held, HOLD_WRITE)
                     with nogil:
-                        _find_many(&self._t, &batch, found, NULL)
+                        _find_many(&self._t, &batch, found, NULL, NULL)
                         m = _found_desc(found, batch.n)
                     _end_gil_free(self)
                 else:
-                    _find_many(&self._t, &batch, found, NULL)
+                    _find_many(&self._t, &batch, found, NULL, NULL)
                     m = _found_desc(found, batch.n)
                 for i in range(m):
                     k = self._t.keys + found[i] * self._t.width
@@ -1522,6 +1537,7 @@ cdef class _BaseRegistry:
                     removed[i] = _remove_at(self, found[i], pos)
             finally:
                 _release(self, held)
+                _batch_free(&batch)  # first: a flow's __del__ may want to resize the caller's buffer
                 for i in range(m):
                     _decref(removed[i])
             return m

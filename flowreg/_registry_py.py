@@ -426,7 +426,8 @@ class _BaseRegistry(_Storage):
         """Remove every flow."""
         with self._lock:
             self._version += 1
-            old = self._map  # dropped after the lock is released
+            # dropped after the lock is released, from the last in dense order, as natively
+            old = [self._map[key] for key in self._keys]
             self._deletes += len(self._keys)
             self._map, self._keys, self._pos = {}, [], {}
             self._bits = MIN_BITS
@@ -450,7 +451,8 @@ class _BaseRegistry(_Storage):
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
             self._reserve(new)
             changes = dict(pairs)
-            olds = [current[k] for k in changes if k in current]  # released after the lock
+            # released after the lock, in update order as natively (a list drops its items last first)
+            olds = [current[k] for k in reversed(changes) if k in current]
             added = [k for k in changes if k not in current]
             if added:  # replacing values does not invalidate iterators
                 self._version += 1
@@ -602,7 +604,8 @@ class _BaseRegistry(_Storage):
             present = [key for key in dict.fromkeys(keys) if key in current]
             # Highest dense index first, exactly as the native core removes them.
             present.sort(key=self._pos.__getitem__, reverse=True)
-            removed = [current[key] for key in present]  # released after the lock
+            # released after the lock, in removal order as natively (a list drops its items last first)
+            removed = [current[key] for key in reversed(present)]
             if present:
                 self._version += 1
                 self._apply({}, present)
@@ -644,10 +647,12 @@ def _int64_buffer(fids: Any, width: int) -> list[Any] | None:
     """The ids of a C-contiguous int64 buffer (as ints, or pairs), else None."""
     try:
         view = memoryview(fids)
-    except TypeError:
+    except (BufferError, ValueError, TypeError):  # not a buffer after all: an iterable, natively too
         return None
     with view:
-        fmt = view.format.lstrip("@=" + ("<" if sys.byteorder == "little" else ">!"))
+        fmt = view.format
+        if fmt[:1] and fmt[0] in "@=" + ("<" if sys.byteorder == "little" else ">!"):
+            fmt = fmt[1:]  # one byte-order prefix, natively too
         if view.itemsize != 8 or fmt not in ("q", "l") or not view.c_contiguous:
             return None
         if view.ndim != width or (width == 2 and view.shape[1] != 2):  # type: ignore[index]

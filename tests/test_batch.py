@@ -1,5 +1,6 @@
 """Batch operations: get_many, contains_many, delete_many and ids, over every kind of input."""
 
+import pickle
 import random
 from array import array
 from collections import deque, namedtuple
@@ -193,6 +194,41 @@ def test_wrong_shaped_buffers_are_iterated(Registry):
     assert reg.contains_many(np.array([[1, 2]], dtype=np.int64)) == [False]
     assert reg.contains_many(np.array([[1], [2]], dtype=np.int64)) == [False, False]
     assert reg.contains_many(np.array([1, 2], dtype=np.float64)) == [False, False]
+
+
+@pytest.mark.parametrize("pair", [False, True], ids=["flow", "pair"])
+def test_misaligned_int64_buffers(Registry, PairRegistry, pair):
+    # numpy.frombuffer at an odd offset: an int64 buffer whose items are not 8-byte aligned
+    np = numpy()
+    fid = (lambda i: (i, -i)) if pair else (lambda i: i)
+    reg = (PairRegistry if pair else Registry)({fid(i): f"v{i}" for i in range(1, 4)})
+    wanted = [fid(i) for i in (1, 5, 3)]
+    flat = np.array(wanted, dtype=np.int64).tobytes()
+    ids = np.frombuffer(b"\0" + flat, dtype=np.int64, offset=1)
+    if pair:
+        ids = ids.reshape(-1, 2)
+    assert ids.ctypes.data % 8 == 1
+    assert reg.contains_many(ids) == bytearray([1, 0, 1])
+    assert reg.get_many(ids, default=None) == ["v1", None, "v3"]
+    with pytest.raises(FlowNotFound) as raised:
+        reg.get_many(ids)
+    assert raised.value.args[0] == fid(5)
+    assert reg.delete_many(ids) == 2
+    assert list(reg) == [fid(2)]
+
+
+def test_objects_whose_buffer_cannot_be_had_are_iterated(Registry):
+    reg = Registry({1: "a", 2: "b"})
+    # numpy refuses a buffer of datetimes (ValueError): the array is read as an iterable
+    np = numpy()
+    assert reg.contains_many(np.array([1, 2], dtype="datetime64[s]")) == [False, False]
+    assert reg.delete_many(np.array([1, 2], dtype="timedelta64[s]")) == 0
+    # a released PickleBuffer has no buffer (ValueError) and is not iterable either
+    released = pickle.PickleBuffer(array("q", [1]))
+    released.release()
+    with pytest.raises(TypeError, match="not iterable"):
+        reg.contains_many(released)
+    assert len(reg) == 2
 
 
 # --- ids()

@@ -330,6 +330,54 @@ def test_get_many_result_stays_out_of_gc_sight_until_filled(Registry):
     assert gc.is_tracked(results[0])
 
 
+def test_get_many_names_a_missing_id_as_it_read_it(Registry):
+    # The probing of a large buffer runs without the GIL while another thread flips one of
+    # its ids between present and absent: FlowNotFound must name the id that was missing
+    # when it was read, never one that is present (as a second read of the buffer could).
+    ids = array("q", [5]) * (1 << 18)
+    reg = Registry({5: "five"})
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            ids[-1] = -1
+            ids[-1] = 5
+
+    thread = threading.Thread(target=flip, daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    named = []
+    try:
+        thread.start()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                reg.get_many(ids)
+            except FlowNotFound as e:
+                named.append(e.args[0])
+    finally:
+        stop.set()
+        thread.join(30)
+        sys.setswitchinterval(interval)
+    assert set(named) <= {-1}
+
+
+def test_delete_many_lets_go_of_the_buffer_before_flows_go(Registry):
+    # a removed flow's __del__ may resize the very array of ids that removed it
+    ids = array("q", [1, 2])
+    grew = []
+
+    class Flow:
+        def __del__(self):
+            ids.append(3)
+            grew.append(len(ids))
+
+    reg = Registry({1: Flow(), 2: "x"})
+    assert reg.delete_many(ids) == 2
+    assert grew == [3]
+    assert list(ids) == [1, 2, 3]
+
+
 def test_get_or_create_calls_the_factory_once(Registry):
     reg = Registry()
     calls = []
