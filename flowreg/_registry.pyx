@@ -1438,8 +1438,9 @@ cdef class _BaseRegistry:
             # (or, below, dense indices).
             _gc_untrack(result)
             # The probe writes each id's dense index into the list's own item array, and
-            # the fill replaces it with the flow: no index array of the batch's size to
-            # allocate (at 100,000 ids, 800 KB and about 180 page faults a call).
+            # the fill replaces it with the flow: no index array of the batch's size (at
+            # 100,000 ids 800 KB, fresh from the kernel on every call in a new process:
+            # 358 page faults a call with it, 2.6 without).
             found = <Py_ssize_t*>_list_items(result)
             held = _acquire(self, HOLD_READ)
             try:
