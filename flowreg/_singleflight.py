@@ -4,40 +4,56 @@ threads and asyncio tasks.  Shared by both implementations.
 The registry's own lock is never held while a factory runs: an in-flight
 table (guarded by a small lock of its own) makes concurrent callers of the
 same id wait on the leader's future while every other id stays usable.
+
+A caller that would wait for a call it is itself part of raises RuntimeError
+instead: the same thread (a factory asking for its own id, or an event loop
+whose task leads the call), or code that inherited the leader's context (the
+factory's own child tasks and ``asyncio.to_thread`` calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ._mapping import ABSENT
 
 __all__ = ["SingleFlight"]
 
-_FAILED: Any = object()  # the leader's factory raised: waiters retry
+_FAILED: Any = object()  # the leader failed (its factory raised, or storing the value did): waiters retry
 _flights: weakref.WeakSet[SingleFlight] = weakref.WeakSet()
 
 
 class _Call:
-    __slots__ = ("future", "task", "thread")
+    __slots__ = ("future", "is_async", "thread")
 
-    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+    def __init__(self, is_async: bool) -> None:
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.thread = threading.get_ident()
-        self.task = task
+        self.is_async = is_async
 
 
-def _current_task() -> asyncio.Task[Any] | None:
+# The calls whose factories the running code is inside of: set by a leader while its
+# factory runs, and copied into the tasks (and to_thread calls) the factory starts.
+_leading: contextvars.ContextVar[frozenset[_Call]] = contextvars.ContextVar(
+    "flowreg_leading", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def _inside(call: _Call) -> Iterator[None]:
+    token = _leading.set(_leading.get() | {call})
     try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running event loop
-        return None
+        yield
+    finally:
+        _leading.reset(token)
 
 
 class SingleFlight:
@@ -55,7 +71,7 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._calls = {}
 
-    def _join(self, reg: Any, key: Any, task: asyncio.Task[Any] | None) -> tuple[Any, _Call | None, bool]:
+    def _join(self, reg: Any, key: Any, is_async: bool) -> tuple[Any, _Call | None, bool]:
         """(stored value or ABSENT, the call to lead or wait for, whether we lead it)."""
         with self._lock:
             value = reg._peek(key)
@@ -63,14 +79,22 @@ class SingleFlight:
                 return value, None, False
             call = self._calls.get(key)
             if call is None:
-                call = self._calls[key] = _Call(task)
+                call = self._calls[key] = _Call(is_async)
                 return ABSENT, call, True
-        # Waiting for a call this very thread (or task) is running would never end.
-        if call.thread == threading.get_ident() and (task is None or call.task is None or call.task is task):
-            raise RuntimeError(f"get_or_create: the factory for flow id {key!r} asked for that same id")
+        # Waiting would never end if the leader's factory waits for us, or if blocking this
+        # thread stops the leader: a synchronous wait in the leader's thread (its event loop,
+        # or the factory itself), or any wait in the thread of a synchronous leader.
+        if call in _leading.get() or (
+            call.thread == threading.get_ident() and not (is_async and call.is_async)
+        ):
+            raise RuntimeError(
+                f"get_or_create: flow id {key!r} is being created by a factory that cannot finish "
+                "while this call waits for it (the factory asked for its own id, or runs in this thread)"
+            )
         return ABSENT, call, False
 
     def _finish(self, key: Any, call: _Call, result: Any) -> None:
+        """End the call: waiters get result (_FAILED: they retry)."""
         with self._lock:
             if self._calls.get(key) is call:
                 del self._calls[key]
@@ -78,27 +102,27 @@ class SingleFlight:
 
     def run(self, reg: Any, key: Any, factory: Callable[[Any], Any]) -> Any:
         while True:
-            value, call, leader = self._join(reg, key, None)
+            value, call, leader = self._join(reg, key, False)
             if call is None:
                 return value
             if not leader:
                 result = call.future.result()
                 if result is not _FAILED:
                     return result
-                continue  # the leader's factory raised: try to lead ourselves
+                continue  # the leader failed: try to lead ourselves
+            result = _FAILED
             try:
-                value = factory(key)
-            except BaseException:
-                self._finish(key, call, _FAILED)
-                raise
-            stored = reg.setdefault(key, value)  # stored directly meanwhile? that value wins
-            self._finish(key, call, stored)
-            return stored
+                with _inside(call):
+                    value = factory(key)
+                result = reg.setdefault(key, value)  # stored directly meanwhile? that value wins
+            finally:
+                # whatever failed (the factory, storing, an interrupt), the waiters go on
+                self._finish(key, call, result)
+            return result
 
     async def arun(self, reg: Any, key: Any, factory: Callable[[Any], Awaitable[Any]]) -> Any:
-        task = _current_task()
         while True:
-            value, call, leader = self._join(reg, key, task)
+            value, call, leader = self._join(reg, key, True)
             if call is None:
                 return value
             if not leader:
@@ -107,14 +131,14 @@ class SingleFlight:
                 if result is not _FAILED:
                     return result
                 continue
+            result = _FAILED
             try:
-                value = await factory(key)
-            except BaseException:
-                self._finish(key, call, _FAILED)
-                raise
-            stored = reg.setdefault(key, value)
-            self._finish(key, call, stored)
-            return stored
+                with _inside(call):
+                    value = await factory(key)
+                result = reg.setdefault(key, value)
+            finally:
+                self._finish(key, call, result)
+            return result
 
 
 def _after_fork_in_child() -> None:

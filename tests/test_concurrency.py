@@ -426,7 +426,7 @@ def test_get_or_create_edge_cases(Registry, PairRegistry):
         reg.get_or_create(3, lambda fid: (_ for _ in ()).throw(ValueError("boom")))
     assert 3 not in reg
     # the factory asking for its own id would wait for itself forever
-    with pytest.raises(RuntimeError, match="same id"):
+    with pytest.raises(RuntimeError, match="its own id"):
         reg.get_or_create(4, lambda fid: reg.get_or_create(fid, Flow))
     assert 4 not in reg
     # stored directly while the factory runs: the stored value wins
@@ -476,7 +476,7 @@ def test_aget_or_create_raising_factory_and_self_wait(Registry):
         results = await asyncio.gather(
             *(reg.aget_or_create(2, flaky) for _ in range(6)), return_exceptions=True
         )
-        with pytest.raises(RuntimeError, match="same id"):
+        with pytest.raises(RuntimeError, match="its own id"):
             await reg.aget_or_create(3, self_asking)
         return results
 
@@ -504,6 +504,106 @@ def test_aget_or_create_across_threads_and_loops(Registry):
     results.append(reg.get_or_create(11, lambda fid: pytest.fail("already there")))
     assert calls == [11]
     assert len({id(f) for f in results}) == 1
+
+
+def validating(Registry):
+    class Validating(Registry):
+        def setdefault(self, fid, default=None, /):
+            if default is None:
+                raise ValueError("no None flows")
+            return super().setdefault(fid, default)
+
+    return Validating()
+
+
+def test_get_or_create_when_storing_the_value_fails(Registry):
+    reg = validating(Registry)
+    in_factory = threading.Event()
+    got = {}
+
+    def returns_none(fid):
+        in_factory.set()
+        time.sleep(0.1)  # the other caller arrives and waits meanwhile
+        return None
+
+    def caller(i):
+        if i == 0:
+            with pytest.raises(ValueError, match="no None"):
+                reg.get_or_create(1, returns_none)
+        else:
+            assert in_factory.wait(10)
+            got[i] = reg.get_or_create(1, lambda fid: "good")  # retries once the leader failed
+
+    run_threads(caller, 2, timeout=20)
+    assert got == {1: "good"} and reg[1] == "good"
+    run_threads(lambda i: got.setdefault("later", reg.get_or_create(1, Flow)), 1, timeout=10)
+    assert got["later"] == "good"
+
+
+def test_aget_or_create_when_storing_the_value_fails(Registry):
+    reg = validating(Registry)
+
+    async def returns_none(fid):
+        await asyncio.sleep(0.05)
+
+    async def good(fid):
+        return "good"
+
+    async def main():
+        leader = asyncio.ensure_future(reg.aget_or_create(1, returns_none))
+        await asyncio.sleep(0.01)  # the leader is in its factory
+        waiter = asyncio.ensure_future(reg.aget_or_create(1, good))
+        with pytest.raises(ValueError, match="no None"):
+            await leader
+        return await asyncio.wait_for(waiter, 10), await asyncio.wait_for(reg.aget_or_create(1, good), 10)
+
+    assert asyncio.run(main()) == ("good", "good") and reg[1] == "good"
+
+
+def test_waiting_for_a_call_that_waits_for_the_caller_raises(Registry):
+    reg = Registry()
+
+    async def asks_in_a_child_task(fid):
+        return await asyncio.gather(reg.aget_or_create(fid, asks_in_a_child_task))
+
+    async def asks_in_a_thread(fid):
+        return await asyncio.to_thread(reg.get_or_create, fid, Flow)
+
+    async def slow(fid):
+        await asyncio.sleep(0.05)
+        return "slow"
+
+    async def main():
+        for factory in (asks_in_a_child_task, asks_in_a_thread):
+            with pytest.raises(RuntimeError, match="its own id"):
+                await asyncio.wait_for(reg.aget_or_create(1, factory), 10)
+        assert 1 not in reg
+        leader = asyncio.ensure_future(reg.aget_or_create(2, slow))
+        await asyncio.sleep(0.01)
+        with pytest.raises(RuntimeError, match="runs in this thread"):
+            reg.get_or_create(2, Flow)  # blocking here would stop the loop the leader runs on
+        assert await asyncio.wait_for(leader, 10) == "slow"
+
+    asyncio.run(main())
+
+
+def test_a_task_started_by_a_factory_may_ask_for_the_id_later(Registry):
+    reg = Registry()
+    started = []
+
+    async def asks_later(fid):
+        await asyncio.sleep(0.02)  # the factory has finished by then
+        return await reg.aget_or_create(fid, pytest.fail)
+
+    async def factory(fid):
+        started.append(asyncio.ensure_future(asks_later(fid)))
+        return "made"
+
+    async def main():
+        made = await reg.aget_or_create(5, factory)
+        return made, await asyncio.wait_for(started[0], 10)
+
+    assert asyncio.run(main()) == ("made", "made")
 
 
 def test_snapshot_is_consistent_under_concurrent_writes(Registry):
