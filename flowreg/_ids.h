@@ -124,14 +124,26 @@ static FR_ALWAYS_INLINE PyObject *fr_list_item_ref(PyObject *list, Py_ssize_t i)
 /* Free-threaded: counters and the hot slot are touched by concurrent readers. */
 #  define FR_FREE_THREADED 1
 #  define FR_BUMP(p, n) _Py_atomic_add_uint64((p), (n))
+#  define FR_LOAD_U64(p) _Py_atomic_load_uint64_relaxed(p)
+#  define FR_STORE_U64(p, v) _Py_atomic_store_uint64_relaxed((p), (v))
 #  define FR_LOAD_SSIZE(p) _Py_atomic_load_ssize_relaxed(p)
 #  define FR_STORE_SSIZE(p, v) _Py_atomic_store_ssize_relaxed((p), (v))
 #else
 /* GIL builds: every reader and writer of these fields holds the GIL. */
 #  define FR_FREE_THREADED 0
 #  define FR_BUMP(p, n) (*(p) += (n))
+#  define FR_LOAD_U64(p) (*(p))
+#  define FR_STORE_U64(p, v) (*(p) = (v))
 #  define FR_LOAD_SSIZE(p) (*(p))
 #  define FR_STORE_SSIZE(p, v) (*(p) = (v))
+#endif
+
+/* Once true, threads other than the finalizing one stop for good when they next take the
+   GIL (or attach), so a native lock one of them holds is never released. */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define FR_IS_FINALIZING() Py_IsFinalizing()
+#else
+#  define FR_IS_FINALIZING() _Py_IsFinalizing()
 #endif
 
 #endif /* FLOWREG_IDS_H */

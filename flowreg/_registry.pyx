@@ -22,6 +22,7 @@ while an operation holds the lock: removed flows are released afterwards.
 
 cimport cython
 from cpython.array cimport array, clone
+from cpython.exc cimport PyErr_Clear
 from cpython.buffer cimport (
     PyBUF_C_CONTIGUOUS,
     PyBUF_FORMAT,
@@ -68,7 +69,7 @@ cdef extern from "Python.h":
     PyObject* _list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)  # borrowed
     void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* v)  # steals v
     Py_ssize_t _list_len "PyList_GET_SIZE"(object lst)
-    int _list_append "PyList_Append"(object lst, object v) except -1
+    int _list_append "PyList_Append"(object lst, object v) noexcept  # -1: see _append
     object _list_new "PyList_New"(Py_ssize_t n)
     PyObject** _list_items "PySequence_Fast_ITEMS"(object lst)  # a list's item array
     void _gc_untrack "PyObject_GC_UnTrack"(object o)
@@ -89,7 +90,10 @@ cdef extern from "_ids.h":
     const bint FR_FREE_THREADED
     void FR_BUMP(uint64_t* counter, uint64_t n) nogil
     void FR_PREFETCH(const void* p) nogil
+    uint64_t FR_LOAD_U64(uint64_t* p) nogil
+    void FR_STORE_U64(uint64_t* p, uint64_t v) nogil
     Py_ssize_t FR_LOAD_SSIZE(Py_ssize_t* p) nogil
+    bint FR_IS_FINALIZING()
     void FR_STORE_SSIZE(Py_ssize_t* p, Py_ssize_t v) nogil
 
 cdef extern from "_rwlock.h" nogil:
@@ -233,6 +237,10 @@ cdef enum:                # how an id converted (see _id_of)
     ID_BAD_TYPE = 1
     ID_OVERFLOW = 2
 
+cdef enum:                # why room for more ids could not be made (see _reserve)
+    ROOM_NO_MEMORY = -3
+    ROOM_TOO_MANY = -4
+
 cdef enum:                # what an operation holds on the native lock
     HOLD_NONE = 0
     HOLD_READ = 1
@@ -356,7 +364,7 @@ cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int 
         t.keys[i * w] = k[0]
         if w == 2:
             t.keys[i * 2 + 1] = k[1]
-    t.size = last
+    FR_STORE_SSIZE(&t.size, last)
 
 
 cdef int _cmp_desc(const void* x, const void* y) noexcept nogil:
@@ -455,12 +463,23 @@ cdef int _acquire_slow(_BaseRegistry r, int mode) except -1:
         return HOLD_WRITE
     if FR_LOAD_SSIZE(&r._owner) == <Py_ssize_t>_thread_id():
         return HOLD_OWNER
+    _check_not_stuck(r)
     with nogil:  # never wait for the native lock while holding the GIL
         if mode == HOLD_READ:
             fr_rwlock_read_lock(&r._rw)
         else:
             fr_rwlock_write_lock(&r._rw)
     return mode
+
+
+cdef int _check_not_stuck(_BaseRegistry r) except -1:
+    """Before waiting for the lock: at interpreter exit its holder can never let it go."""
+    if FR_IS_FINALIZING():
+        raise RuntimeError(
+            f"{type(r).__name__}: the interpreter is exiting and the registry is locked by a "
+            "thread it stopped (a daemon thread): it cannot be used any more"
+        )
+    return 0
 
 
 cdef inline void _release(_BaseRegistry r, int held) noexcept:
@@ -479,13 +498,15 @@ cdef int _go_gil_free(_BaseRegistry r, int* held, int mode) except -1:
     cdef int released = 0
     if FR_FREE_THREADED:
         return 0  # the operation holds the lock already
-    if held[0] == HOLD_NONE:
+    if held[0] == HOLD_NONE:  # (holding nothing, so raising here is safe)
         if mode == HOLD_READ:
             if not fr_rwlock_try_read(&r._rw):
+                _check_not_stuck(r)
                 with nogil:
                     fr_rwlock_read_lock(&r._rw)
                 released = 1
         elif not fr_rwlock_try_write(&r._rw):
+            _check_not_stuck(r)
             with nogil:
                 fr_rwlock_write_lock(&r._rw)
             released = 1
@@ -552,45 +573,62 @@ if hasattr(os, "register_at_fork"):
 
 # ------------------------------------------------------------ structure
 
+# The helpers below run under the write lock, so they fail with a ROOM_* code and no
+# Python exception: raising one allocates (a traceback), which may start the garbage
+# collector, whose __del__s could then wait for the lock this thread holds.  Callers
+# raise it with _room_error after releasing the lock.
+
 cdef int _reserve(_BaseRegistry r, Py_ssize_t extra, int* held) except -1:
     """Room in the table and the key array for `extra` more ids; a failure changes nothing.
 
-    Returns 1 when the GIL was released on the way: callers must probe again.
+    Returns 1 when the GIL was released on the way (callers must probe again), 0, or
+    a ROOM_* code.  Raises only before taking any lock (see _go_gil_free).
     """
     cdef Table* t = &r._t
     cdef Py_ssize_t need = t.size + extra
-    cdef int released = 0
+    cdef int released = 0, bits
     if need > _usable(t.bits):
         if t.size >= REHASH_GIL_FREE:
             released = _go_gil_free(r, held, HOLD_WRITE)
-            try:
-                need = t.size + extra  # others may have changed it while we waited
-                if need > _usable(t.bits):
-                    _rehash(r, _bits_for(need), True)
-            finally:
-                _end_gil_free(r)
+            need = t.size + extra  # others may have changed it while we waited
+            bits = _bits_for(need) if need > _usable(t.bits) else 0
+            if bits > 0:
+                bits = _rehash(r, bits, True)
+            _end_gil_free(r)
         else:
-            _rehash(r, _bits_for(need), False)
+            bits = _rehash(r, _bits_for(need), False)
+        if bits < 0:
+            return bits
     if need > t.keys_cap:
-        _grow_keys(t, need)
+        return _grow_keys(t, need)
     return released
 
 
-cdef int _bits_for(Py_ssize_t n) except -1:
+cdef object _room_error(int code, Py_ssize_t need):
+    if code == ROOM_TOO_MANY:
+        return MemoryError(f"a registry cannot hold {need} flows (at most {_usable(MAX_BITS)})")
+    return MemoryError()
+
+
+cdef int _bits_for(Py_ssize_t n) noexcept:
+    """Table bits for n ids, or ROOM_TOO_MANY."""
     cdef int bits = MIN_BITS
     while _usable(bits) < n:
         bits += 1
         if bits > MAX_BITS:
-            raise MemoryError(f"a registry cannot hold {n} flows (at most {_usable(MAX_BITS)})")
+            return ROOM_TOO_MANY
     return bits
 
 
-cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) except -1:
+cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) noexcept:
     """Move the table to 1 << bits slots, built aside and swapped in (fork-safe)."""
     cdef Table* t = &r._t
-    cdef uint32_t* slots = <uint32_t*>PyMem_Calloc((<size_t>1) << bits, sizeof(uint32_t))
+    cdef uint32_t* slots
+    if bits < 0:
+        return bits
+    slots = <uint32_t*>PyMem_Calloc((<size_t>1) << bits, sizeof(uint32_t))
     if slots == NULL:
-        raise MemoryError()
+        return ROOM_NO_MEMORY
     if gil_free:
         with nogil:
             _fill_slots(slots, bits, t.keys, t.size, t.width)
@@ -603,45 +641,57 @@ cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) except -1:
     return 0
 
 
-cdef int _grow_keys(Table* t, Py_ssize_t need) except -1:
+cdef int _grow_keys(Table* t, Py_ssize_t need) noexcept:
     cdef Py_ssize_t cap = need + (need >> 3) + 8
     cdef int64_t* keys
     if cap > PY_SSIZE_T_MAX // <Py_ssize_t>(2 * sizeof(int64_t)):
-        raise MemoryError()
+        return ROOM_NO_MEMORY
     keys = <int64_t*>PyMem_Realloc(t.keys, cap * t.width * sizeof(int64_t))
     if keys == NULL:
-        raise MemoryError()
+        return ROOM_NO_MEMORY
     t.keys = keys
     t.keys_cap = cap
     return 0
 
 
-cdef int _pad_flows(_BaseRegistry r, Py_ssize_t need) except -1:
+cdef inline int _append(list flows, object flow) noexcept:
+    if _list_append(flows, flow) < 0:  # only a MemoryError, from a freelist: nothing collects
+        PyErr_Clear()
+        return ROOM_NO_MEMORY
+    return 0
+
+
+cdef int _pad_flows(_BaseRegistry r, Py_ssize_t need) noexcept:
     """Make the flow list at least `need` long (None past the end) so inserts cannot fail."""
     while _list_len(r._flows) < need:
-        _list_append(r._flows, None)  # reallocates only: no object is created
+        if _append(r._flows, None) < 0:  # reallocates only: no object is created
+            return ROOM_NO_MEMORY
     return 0
 
 
 cdef Py_ssize_t _find_or_reserve(_BaseRegistry r, int64_t a, int64_t b, int* held,
                                  uint32_t* pos) except -2:
-    """Dense index of the id; or -1 with room reserved for it at slot `pos`."""
+    """Dense index of the id; or -1 with room reserved for it at slot `pos`; or a ROOM_* code."""
     cdef Py_ssize_t i = _probe(&r._t, a, b, pos)
+    cdef int room
     if i >= 0:
         return i
     if r._t.size + 1 > _usable(r._t.bits) or r._t.size + 1 > r._t.keys_cap:
-        _reserve(r, 1, held)
+        room = _reserve(r, 1, held)
+        if room < 0:
+            return room
         i = _probe(&r._t, a, b, pos)  # the table moved, or others changed it meanwhile
     return i
 
 
-cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t pos) except -1:
-    """Add a new id at empty slot `pos` (room reserved); only the list append can fail."""
+cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t pos) noexcept:
+    """Add a new id at empty slot `pos` (room reserved); only the list append can fail (ROOM_NO_MEMORY)."""
     cdef Table* t = &r._t
     cdef Py_ssize_t i = t.size
     cdef PyObject* pad
     if _list_len(r._flows) == i:
-        _list_append(r._flows, flow)  # a MemoryError here leaves everything as it was
+        if _append(r._flows, flow) < 0:  # leaves everything as it was
+            return ROOM_NO_MEMORY
     else:
         pad = _list_get(r._flows, i)  # a None past the end
         _incref(<PyObject*>flow)
@@ -651,7 +701,7 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
     if t.width == 2:
         t.keys[i * 2 + 1] = b
     t.slots[pos] = (_hash_hi(a, b, t.width) << t.bits) | <uint32_t>(i + 1)
-    t.size = i + 1
+    FR_STORE_SSIZE(&t.size, i + 1)
     r._version += 1
     FR_BUMP(&r._c.inserts, 1)
     return 0
@@ -721,7 +771,7 @@ cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
     cdef PyObject** flows
     cdef PyObject* v
     while True:
-        n = r._t.size
+        n = FR_LOAD_SSIZE(&r._t.size)  # a guess, checked under the lock
         keys = <int64_t*>PyMem_Malloc((n * r._t.width + 1) * sizeof(int64_t))
         flows = <PyObject**>PyMem_Malloc((n + 1) * sizeof(PyObject*))
         if keys == NULL or flows == NULL:
@@ -793,9 +843,9 @@ cdef int _collect_items(_BaseRegistry r, object other, dict kwargs, Items* out) 
 cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
     """Store every item, all or nothing: room is made first, then nothing can fail."""
     cdef Table* t = &r._t
-    cdef Py_ssize_t i, j, new, n_old = 0, n = items.n
+    cdef Py_ssize_t i, j, new = 0, n_old = 0, n = items.n
     cdef uint32_t pos
-    cdef int held
+    cdef int held, room = 0
     cdef const int64_t* k
     cdef PyObject** olds = <PyObject**>PyMem_Malloc((n + 1) * sizeof(PyObject*))
     if olds == NULL:
@@ -809,9 +859,14 @@ cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
                 for i in range(n):
                     k = items.keys + i * t.width
                     new += _find(t, k[0], _second(k, t.width)) < 0
-            if not _reserve(r, new, &held):
+            room = _reserve(r, new, &held)
+            if room <= 0:
                 break
-        _pad_flows(r, t.size + new)
+        new += t.size
+        if room == 0:
+            room = _pad_flows(r, new)
+        if room < 0:
+            n = 0  # nothing is stored
         for i in range(n):
             k = items.keys + i * t.width
             j = _probe(t, k[0], _second(k, t.width), &pos)
@@ -819,12 +874,14 @@ cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
                 olds[n_old] = _replace_at(r, j, <object>items.flows[i])
                 n_old += 1
             else:
-                _insert_at(r, k[0], _second(k, t.width), <object>items.flows[i], pos)
+                _insert_at(r, k[0], _second(k, t.width), <object>items.flows[i], pos)  # padded: cannot fail
     finally:
         _release(r, held)
         for i in range(n_old):
             _decref(olds[i])  # replaced flows go only now: their __del__ may re-enter
         PyMem_Free(olds)
+    if room < 0:
+        raise _room_error(room, new)
     return 0
 
 
@@ -974,6 +1031,7 @@ cdef class _BaseRegistry:
     cdef Py_ssize_t _hot      # dense index of the last switch_flow hit, or -1
     cdef uint64_t _version    # changes whenever the set of ids does (iterators check it)
     cdef Counters _c
+    cdef uint64_t _resets     # reset_stats() calls: exporters tell a reset from a lull by it
     cdef fr_rwlock _rw
     cdef int _gil_free        # GIL builds: threads working on the registry without the GIL
     cdef Py_ssize_t _owner    # the thread inside _hold_write_lock, or 0 (atomic: others read it)
@@ -1003,7 +1061,7 @@ cdef class _BaseRegistry:
 
     def __init__(self, items=(), /, *, capacity=0):
         cdef Py_ssize_t cap
-        cdef int held
+        cdef int held, room = 0
         capacity = PyNumber_Index(capacity)
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
@@ -1013,10 +1071,13 @@ cdef class _BaseRegistry:
         if cap > self._t.size:
             held = _acquire(self, HOLD_WRITE)
             try:
-                _reserve(self, cap - self._t.size, &held)
-                _pad_flows(self, cap)
+                room = _reserve(self, cap - self._t.size, &held)
+                if room >= 0:
+                    room = _pad_flows(self, cap)
             finally:
                 _release(self, held)
+            if room < 0:
+                raise _room_error(room, cap)
         _BaseRegistry.update(self, items)
 
     def __class_getitem__(cls, item):
@@ -1129,19 +1190,20 @@ cdef class _BaseRegistry:
         cdef uint32_t pos
         cdef Py_ssize_t i
         cdef PyObject* old = NULL
-        cdef int held
+        cdef int held, room = 0
         _write_id(self, fid, &a, &b)
         held = _acquire(self, HOLD_WRITE)
         try:
             i = _find_or_reserve(self, a, b, &held, &pos)
             if i >= 0:
                 old = _replace_at(self, i, flow)
-            else:
-                _insert_at(self, a, b, flow, pos)
+            room = _insert_at(self, a, b, flow, pos) if i == -1 else <int>min(i, 0)
         finally:
             _release(self, held)
         if old != NULL:
             _decref(old)
+        if room < 0:
+            raise _room_error(room, FR_LOAD_SSIZE(&self._t.size) + 1)
 
     def __delitem__(self, fid):
         cdef PyObject* removed
@@ -1156,17 +1218,18 @@ cdef class _BaseRegistry:
         cdef int64_t a = 0, b = 0
         cdef uint32_t pos
         cdef Py_ssize_t i
-        cdef int held
+        cdef int held, room = 0
         _write_id(self, fid, &a, &b)
         held = _acquire(self, HOLD_WRITE)
         try:
             i = _find_or_reserve(self, a, b, &held, &pos)
-            if i < 0:
-                _insert_at(self, a, b, flow, pos)
+            room = _insert_at(self, a, b, flow, pos) if i == -1 else <int>min(i, 0)
         finally:
             _release(self, held)
         if i >= 0:
             raise FlowExists(fid)
+        if room < 0:
+            raise _room_error(room, FR_LOAD_SSIZE(&self._t.size) + 1)
         return flow
 
     @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
@@ -1211,18 +1274,17 @@ cdef class _BaseRegistry:
         cdef int64_t a = 0, b = 0
         cdef uint32_t pos
         cdef Py_ssize_t i
-        cdef int held
+        cdef int held, room = 0
         _write_id(self, fid, &a, &b)
         held = _acquire(self, HOLD_WRITE)
         try:
             i = _find_or_reserve(self, a, b, &held, &pos)
-            if i >= 0:
-                flow = <object>_list_get(self._flows, i)
-            else:
-                _insert_at(self, a, b, default, pos)
-                flow = default
+            flow = <object>_list_get(self._flows, i) if i >= 0 else default
+            room = _insert_at(self, a, b, default, pos) if i == -1 else <int>min(i, 0)
         finally:
             _release(self, held)
+        if room < 0:
+            raise _room_error(room, FR_LOAD_SSIZE(&self._t.size) + 1)
         return flow
 
     @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
@@ -1286,7 +1348,7 @@ cdef class _BaseRegistry:
         self._t.keys = NULL
         self._t.keys_cap = 0
         n = self._t.size
-        self._t.size = 0
+        FR_STORE_SSIZE(&self._t.size, 0)
         self._hot = -1
         self._version += 1
         FR_BUMP(&self._c.deletes, n)
@@ -1386,7 +1448,7 @@ cdef class _BaseRegistry:
         cdef Py_ssize_t n
         cdef int held
         while True:
-            n = self._t.size
+            n = FR_LOAD_SSIZE(&self._t.size)  # a guess, checked under the lock
             out = clone(_int64_array, n * self._t.width, False)
             held = _acquire(self, HOLD_READ)
             if self._t.size == n:
@@ -1554,23 +1616,37 @@ cdef class _BaseRegistry:
     # --- statistics
 
     def stats(self):
-        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes."""
-        cdef Counters c = self._c
+        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes, resets."""
+        cdef Counters* c = &self._c
+        cdef int held = _acquire(self, HOLD_READ)  # size and capacity of one moment
+        cdef Py_ssize_t size = self._t.size
+        cdef Py_ssize_t capacity = _usable(self._t.bits)
+        _release(self, held)
+        hits = FR_LOAD_U64(&c.hits)
+        misses = FR_LOAD_U64(&c.misses)
         return {
-            "size": self._t.size,
-            "capacity": _usable(self._t.bits),
-            "lookups": c.hits + c.misses,
-            "hits": c.hits,
-            "misses": c.misses,
-            "hot_hits": c.hot_hits,
-            "inserts": c.inserts,
-            "deletes": c.deletes,
-            "resizes": c.resizes,
+            "size": size,
+            "capacity": capacity,
+            "lookups": hits + misses,
+            "hits": hits,
+            "misses": misses,
+            "hot_hits": FR_LOAD_U64(&c.hot_hits),
+            "inserts": FR_LOAD_U64(&c.inserts),
+            "deletes": FR_LOAD_U64(&c.deletes),
+            "resizes": FR_LOAD_U64(&c.resizes),
+            "resets": FR_LOAD_U64(&self._resets),
         }
 
     def reset_stats(self):
-        """Zero the counters of stats() (size and capacity stay)."""
-        memset(&self._c, 0, sizeof(Counters))
+        """Zero the counters of stats(), except resets, which counts these calls (size and capacity stay)."""
+        cdef Counters* c = &self._c
+        FR_STORE_U64(&c.hits, 0)  # one by one: other threads may be counting (free-threaded)
+        FR_STORE_U64(&c.misses, 0)
+        FR_STORE_U64(&c.hot_hits, 0)
+        FR_STORE_U64(&c.inserts, 0)
+        FR_STORE_U64(&c.deletes, 0)
+        FR_STORE_U64(&c.resizes, 0)
+        FR_BUMP(&self._resets, 1)
 
     # --- for tests of the locking
 
@@ -1602,13 +1678,16 @@ cdef array _int64_array = array("q")
 cdef class _RegistryIter:
     """Iterator over ids (kind 0), flows (1) or (id, flow) pairs (2), in dense order."""
 
-    cdef _BaseRegistry _reg   # None once exhausted
+    # Dropped once exhausted on GIL builds; kept on free-threaded ones, as CPython's list
+    # iterator does there, so that a thread sharing the iterator never reads a freed one.
+    cdef _BaseRegistry _reg
     cdef Py_ssize_t _next
     cdef uint64_t _version
     cdef int _kind
     cdef bint _reverse
+    cdef bint _done
 
-    def __cinit__(self, _BaseRegistry reg, int kind, bint reverse):
+    def __cinit__(self, _BaseRegistry reg not None, int kind, bint reverse):
         cdef int held = _acquire(reg, HOLD_READ)
         self._version = reg._version
         self._next = reg._t.size - 1 if reverse else 0
@@ -1621,9 +1700,10 @@ cdef class _RegistryIter:
         return self
 
     def __length_hint__(self):
-        if self._reg is None:
+        cdef _BaseRegistry r = self._reg
+        if self._done or r is None:
             return 0
-        return max(0, self._next + 1 if self._reverse else FR_LOAD_SSIZE(&self._reg._t.size) - self._next)
+        return max(0, self._next + 1 if self._reverse else FR_LOAD_SSIZE(&r._t.size) - self._next)
 
     def __next__(self):
         cdef _BaseRegistry r = self._reg
@@ -1631,7 +1711,7 @@ cdef class _RegistryIter:
         cdef int64_t key[2]
         cdef PyObject* flow = NULL
         cdef int held
-        if r is None:
+        if self._done or r is None:
             raise StopIteration
         held = _acquire(r, HOLD_READ)
         if r._version != self._version:
@@ -1639,7 +1719,9 @@ cdef class _RegistryIter:
             raise RuntimeError(f"{type(r).__name__} ids changed during iteration")
         if i < 0 or i >= r._t.size:
             _release(r, held)
-            self._reg = None
+            self._done = True
+            if not FR_FREE_THREADED:
+                self._reg = None
             raise StopIteration
         memcpy(key, r._t.keys + i * r._t.width, r._t.width * sizeof(int64_t))
         if self._kind:

@@ -149,6 +149,7 @@ class _Storage:
         "_map",
         "_misses",
         "_pos",
+        "_resets",
         "_resizes",
         "_room",
         "_version",
@@ -168,6 +169,7 @@ class _Storage:
     _inserts: int
     _deletes: int
     _resizes: int
+    _resets: int  # reset_stats() calls: exporters tell a reset from a lull by it
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
@@ -181,7 +183,7 @@ class _Storage:
         self._version = 0
         self._flight = None
         self._hits = self._misses = self._hot_hits = 0
-        self._inserts = self._deletes = self._resizes = 0
+        self._inserts = self._deletes = self._resizes = self._resets = 0
         _live[id(self)] = self
         return self
 
@@ -617,7 +619,7 @@ class _BaseRegistry(_Storage):
     # --- statistics
 
     def stats(self) -> dict[str, int]:
-        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes."""
+        """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes, resets."""
         return {
             "size": len(self._map),
             "capacity": usable(self._bits),
@@ -628,12 +630,14 @@ class _BaseRegistry(_Storage):
             "inserts": self._inserts,
             "deletes": self._deletes,
             "resizes": self._resizes,
+            "resets": self._resets,
         }
 
     def reset_stats(self) -> None:
-        """Zero the counters of stats() (size and capacity stay)."""
+        """Zero the counters of stats(), except resets, which counts these calls (size and capacity stay)."""
         self._hits = self._misses = self._hot_hits = 0
         self._inserts = self._deletes = self._resizes = 0
+        self._resets += 1
 
     # --- for tests of the locking
 

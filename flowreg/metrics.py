@@ -12,6 +12,11 @@ exporter library up front:
 Both read ``stats()`` and ``sys.getsizeof(registry)`` (the registry's own
 structure, not the flows in it) when they export, never on a lookup, so a
 registry being exported is exactly as fast as one that is not.
+
+``reset_stats()`` does not disturb either: ``stats()["resets"]`` tells them the
+counters restarted, so Prometheus counters keep growing and StatsD gets the
+counts since the reset.  What happened between the last export and a reset
+is not seen.
 """
 
 from __future__ import annotations
@@ -59,6 +64,42 @@ def _metrics_core() -> ModuleType:
     return metrics_core
 
 
+# statsd stat (after "flowreg.<name>.") -> stats() key
+_COUNTERS = {
+    "lookups.hit": "hits",
+    "lookups.miss": "misses",
+    "hot_hits": "hot_hits",
+    "inserts": "inserts",
+    "deletes": "deletes",
+    "resizes": "resizes",
+}
+_COUNTER_KEYS = tuple(_COUNTERS.values())
+
+
+class _Tally:
+    """How far a registry's counters have been exported, across reset_stats()."""
+
+    __slots__ = ("last", "resets")
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}  # the counters as last exported; absent means 0
+        self.resets: int | None = None
+
+    def look(self, stats: dict[str, int]) -> None:
+        """Forget what was exported if the counters restarted since."""
+        restarted = stats["resets"] != self.resets
+        if restarted or any(stats[key] < self.last.get(key, 0) for key in _COUNTER_KEYS):
+            self.last.clear()  # (a counter going back without a reset: a free-threaded race)
+            self.resets = stats["resets"]
+
+    def new(self, stats: dict[str, int], key: str) -> int:
+        """What counter `key` added since it was last exported."""
+        return stats[key] - self.last.get(key, 0)
+
+    def exported(self, stats: dict[str, int], key: str) -> None:
+        self.last[key] = stats[key]
+
+
 class PrometheusCollector:
     """A prometheus_client collector of one or more registries, told apart by a ``registry`` label.
 
@@ -72,14 +113,19 @@ class PrometheusCollector:
     ``flowreg_entries`` and ``flowreg_capacity`` (gauges, flows),
     ``flowreg_memory_bytes`` (gauge), ``flowreg_lookups_total{result="hit"|"miss"}``,
     ``flowreg_hot_hits_total`` (a subset of the hits), ``flowreg_inserts_total``,
-    ``flowreg_deletes_total``, ``flowreg_resizes_total`` (counters).  Counters restart
-    from zero on ``reset_stats()``, which Prometheus' rate() treats as a counter reset.
+    ``flowreg_deletes_total``, ``flowreg_resizes_total`` (counters).  The counters
+    count from when the registry was added and never go back: ``reset_stats()``
+    restarts the registry's own, and the collector carries on from what it had
+    exported (what happened between the last scrape and the reset is not seen).
     """
 
     def __init__(self, registry: SupportsStats, name: str) -> None:
         self._core = _metrics_core()
         self._lock = threading.Lock()
         self._registries: dict[str, SupportsStats] = {}
+        # name -> (the registry, its tally, the totals exported); guarded by _count_lock
+        self._counted: dict[str, tuple[SupportsStats, _Tally, dict[str, int]]] = {}
+        self._count_lock = threading.Lock()  # scrapes may come from several threads
         self.add(registry, name)
 
     def add(self, registry: SupportsStats, name: str) -> None:
@@ -101,6 +147,8 @@ class PrometheusCollector:
             if name not in self._registries:
                 raise KeyError(name)
             self._registries = {k: v for k, v in self._registries.items() if k != name}
+        with self._count_lock:
+            self._counted.pop(name, None)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -114,6 +162,21 @@ class PrometheusCollector:
     def collect(self) -> list[Metric]:
         """The families with one sample set per registry, read now."""
         return self._families(self._registries.items())
+
+    def _totals(self, name: str, registry: SupportsStats, stats: dict[str, int]) -> dict[str, int]:
+        """The counters to export: the totals so far, carried across reset_stats()."""
+        with self._count_lock:
+            counted = self._counted.get(name)
+            if counted is None or counted[0] is not registry:  # (a name removed and added again)
+                counted = self._counted[name] = (registry, _Tally(), dict.fromkeys(_COUNTER_KEYS, 0))
+                for gone in self._counted.keys() - self._registries.keys():
+                    del self._counted[gone]
+            _, tally, totals = counted
+            tally.look(stats)
+            for key in _COUNTER_KEYS:
+                totals[key] += tally.new(stats, key)
+                tally.exported(stats, key)
+            return dict(totals)
 
     def _families(self, registries: Iterable[tuple[str, SupportsStats]]) -> list[Metric]:
         gauge, counter = self._core.GaugeMetricFamily, self._core.CounterMetricFamily
@@ -146,25 +209,17 @@ class PrometheusCollector:
             entries.add_metric([name], stats["size"])
             capacity.add_metric([name], stats["capacity"])
             memory.add_metric([name], sys.getsizeof(registry))
-            lookups.add_metric([name, "hit"], stats["hits"])
-            lookups.add_metric([name, "miss"], stats["misses"])
-            hot_hits.add_metric([name], stats["hot_hits"])
-            inserts.add_metric([name], stats["inserts"])
-            deletes.add_metric([name], stats["deletes"])
-            resizes.add_metric([name], stats["resizes"])
+            totals = self._totals(name, registry, stats)
+            lookups.add_metric([name, "hit"], totals["hits"])
+            lookups.add_metric([name, "miss"], totals["misses"])
+            hot_hits.add_metric([name], totals["hot_hits"])
+            inserts.add_metric([name], totals["inserts"])
+            deletes.add_metric([name], totals["deletes"])
+            resizes.add_metric([name], totals["resizes"])
         return [entries, capacity, memory, lookups, hot_hits, inserts, deletes, resizes]
 
 
 _STATSD_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
-# statsd stat (after "flowreg.<name>.") -> stats() key
-_COUNTERS = {
-    "lookups.hit": "hits",
-    "lookups.miss": "misses",
-    "hot_hits": "hot_hits",
-    "inserts": "inserts",
-    "deletes": "deletes",
-    "resizes": "resizes",
-}
 
 
 class StatsdReporter:
@@ -176,10 +231,10 @@ class StatsdReporter:
     report (every counter every time, zeros included, so series stay continuous).
     The first report sends the counts so far, so the deltas add up to ``stats()``.
 
-    Counters going backwards: ``reset_stats()`` zeroes them all, so if any counter
-    is below its last reported value the reporter takes it as a reset and sends the
-    new values as the deltas (never a negative count).  What happened between the
-    last report and the reset is lost.
+    After ``reset_stats()`` (``stats()["resets"]`` changed) the reporter sends the
+    new values as the deltas, never a negative count; what happened between the
+    last report and the reset is not seen.  A counter whose send failed is sent
+    with the next report, from where its last successful send left it.
 
     The thread starts in the constructor and reports at once, then every
     ``interval`` seconds, and once more on ``stop()`` (or leaving a ``with``
@@ -192,12 +247,13 @@ class StatsdReporter:
     ) -> None:
         if not isinstance(name, str) or not _STATSD_NAME.match(name):
             raise ValueError(f"a StatsD name is ASCII letters, digits, '_', '-' and '.', not {name!r}")
-        if interval is not None and not interval > 0:
-            raise ValueError(f"interval is a number of seconds > 0 (or None), not {interval!r}")
+        if interval is not None and not 0 < interval <= threading.TIMEOUT_MAX:
+            most = f"{threading.TIMEOUT_MAX:g}"
+            raise ValueError(f"interval is a number of seconds > 0 and <= {most} (or None), not {interval!r}")
         self._registry = registry
         self._client = client
         self._prefix = f"flowreg.{name}."
-        self._last: dict[str, int] = {}  # counters at the last report; absent means 0
+        self._tally = _Tally()
         self._lock = threading.Lock()  # one report at a time: the thread and report_once() callers
         self._failing = False
         self._stopping = threading.Event()
@@ -230,12 +286,11 @@ class StatsdReporter:
         send_gauge(prefix + "entries", stats["size"])
         send_gauge(prefix + "capacity", stats["capacity"])
         send_gauge(prefix + "memory_bytes", sys.getsizeof(self._registry))
-        last = self._last
-        reset = any(stats[key] < last.get(key, 0) for key in _COUNTERS.values())
+        tally = self._tally
+        tally.look(stats)
         for stat, key in _COUNTERS.items():
-            value = stats[key]
-            send_count(prefix + stat, value if reset else value - last.get(key, 0))
-            last[key] = value
+            send_count(prefix + stat, tally.new(stats, key))
+            tally.exported(stats, key)  # only once sent: a failed send is made up for next time
 
     def _run(self, interval: float) -> None:
         self.report_once()

@@ -257,6 +257,7 @@ def test_bench_plot_without_matplotlib_exits_2_with_a_hint(tmp_path):
         (["--suites", "everything"], "unknown suite 'everything'"),
         (["--sizes", "abc"], "bad size 'abc'"),
         (["--sizes", "1"], "bad size '1'"),
+        (["--sizes", "21,40M"], "bad size '40M': sizes are integers from 2 to 10,000,000"),
         (["--threads", "0"], "expected a positive integer"),
         (["--quick", "--tiny"], "not allowed with argument"),
     ],
@@ -280,6 +281,54 @@ def test_bench_unknown_command_exits_2(capsys):
 def test_bench_json_to_a_missing_directory_exits_2(capsys, tmp_path):
     assert main(["bench", "--tiny", "--json", str(tmp_path / "nowhere" / "out.json")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_bench_output_paths_are_checked_before_the_run(capsys, tmp_path, option):
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    assert main(["bench", "--tiny", option, str(tmp_path)]) == 2
+    assert f"cannot write {tmp_path}: it is a directory" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root may write anyway
+        pytest.skip("this user can write to a read-only directory")
+    assert main(["bench", "--tiny", option, str(locked / "out.png")]) == 2
+    captured = capsys.readouterr()
+    assert "permission denied" in captured.err
+    assert "original:" not in captured.out  # refused before measuring anything
+
+
+SMALL_RUN = ["bench", "--tiny", "--suites", "original", "--ops", "get", "--sizes", "21"]
+
+
+def test_bench_plot_format_is_checked_before_the_run(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["bench", "--tiny", "--plot", str(tmp_path / "plot.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot plot to" in err and ".png" in err and ".svg" in err
+
+
+def test_bench_plot_without_a_suffix_is_a_png_at_that_path(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "plot"
+    assert main([*SMALL_RUN, "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {path}" in capsys.readouterr().err
+
+
+def test_bench_a_failed_write_is_one_line_and_exit_1(capsys, tmp_path, monkeypatch):
+    from flowreg.benchmark import report
+
+    def full_disk(path, document):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_json", full_disk)
+    path = tmp_path / "out.json"
+    assert main([*SMALL_RUN, "--json", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"flowreg bench: cannot write {path}: No space left on device" in err
+    assert "Traceback" not in err
 
 
 def test_bench_selection_in_process(capsys, tmp_path):

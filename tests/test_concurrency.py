@@ -8,6 +8,7 @@ must not multiply them (thread_unsafe).
 import asyncio
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from array import array
 
 import pytest
 
+import flowreg
 from flowreg import FlowNotFound
 
 pytestmark = [pytest.mark.thread_unsafe, pytest.mark.timeout(120)]
@@ -627,6 +629,113 @@ def test_snapshot_is_consistent_under_concurrent_writes(Registry):
     finally:
         stop.set()
         thread.join(30)
+
+
+def run_script(Registry, code, tmp_path, timeout=60):
+    """Run code, which finds Registry's module as `mod`, in a fresh interpreter; its stdout."""
+    script = tmp_path / "script.py"
+    script.write_text(f"import importlib\nmod = importlib.import_module({Registry.__module__!r})\n{code}")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(flowreg.__file__))}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the interpreter did not exit within {timeout} s: a deadlock")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+EXIT_WITH_A_DAEMON_READER = """
+import gc, os, threading
+from array import array
+
+reg = mod.FlowRegistry.fromkeys(range(200_000))
+ids = array("q", range(1_000_000))
+busy = threading.Event()
+
+
+def reader():  # spends most of its time probing without the GIL, holding the read lock
+    while True:
+        reg.contains_many(ids)
+        busy.set()
+
+
+threading.Thread(target=reader, daemon=True).start()
+busy.wait(30)
+
+
+class AtExit:
+    def __del__(self):
+        try:
+            reg[-1] = None
+        except RuntimeError as exc:
+            os.write(1, f"refused: {exc}\\n".encode())
+        else:
+            os.write(1, b"stored\\n")
+
+
+garbage = AtExit()
+garbage.cycle = garbage
+del garbage  # left for the interpreter's last collection, at exit
+gc.disable()
+"""
+
+
+def test_exit_while_a_daemon_thread_holds_the_lock(Registry, tmp_path):
+    # At exit CPython stops daemon threads for good where they next take the GIL: one
+    # probing without the GIL never lets its read lock go, and a write from a __del__ at
+    # exit must not wait for it forever.
+    for _ in range(3):
+        out = run_script(Registry, EXIT_WITH_A_DAEMON_READER, tmp_path)
+        assert out == "stored\n" or out.startswith("refused: FlowRegistry: the interpreter is exiting"), out
+
+
+OUT_OF_MEMORY_UNDER_THE_LOCK = """
+import gc, sys
+import _testcapi
+
+reg = mod.FlowRegistry()
+k = 0
+while len(reg) < 70_000 or len(reg) < reg.stats()["capacity"]:  # full, and large enough that
+    reg[k] = None  # growing its table takes the write lock and runs without the GIL
+    k += 1
+before = (len(reg), reg.stats()["capacity"])
+
+
+class Cycle:
+    def __del__(self):
+        reg.get(0)  # waits for the lock if the failing write still holds it
+
+
+gc.collect()
+gc.set_threshold(1)  # raising the MemoryError allocates: the collector runs
+garbage = Cycle()
+garbage.cycle = garbage
+del garbage
+_testcapi.set_nomemory({n}, {n} + 1)  # allocation number n fails
+try:
+    {write}
+except MemoryError:
+    _testcapi.remove_mem_hooks()
+    assert (len(reg), reg.stats()["capacity"]) == before and k not in reg
+    print("MemoryError")
+else:
+    _testcapi.remove_mem_hooks()
+    assert reg[k] == "v" and len(reg) == before[0] + 1
+    print("stored")
+"""
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="needs CPython's _testcapi")
+@pytest.mark.parametrize(
+    "write", ['reg[k] = "v"', 'reg.create_flow(k, "v")', 'reg.setdefault(k, "v")', 'reg.update([(k, "v")])']
+)
+def test_out_of_memory_while_holding_the_lock(Registry, tmp_path, write):
+    pytest.importorskip("_testcapi")
+    scripts = [OUT_OF_MEMORY_UNDER_THE_LOCK.format(n=n, write=write) for n in range(4)]
+    outcomes = [run_script(Registry, script, tmp_path) for script in scripts]
+    assert "MemoryError\n" in outcomes, outcomes  # the failure was met at least once
 
 
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython build detail")

@@ -756,6 +756,16 @@ def test_empty_iteration(flavor):
         assert list(make_iter(reg)) == []
 
 
+@pytest.mark.c_ext
+def test_the_native_iterator_type_needs_a_registry():
+    from flowreg import _registry as native
+
+    with pytest.raises(TypeError, match="reg"):
+        native._RegistryIter(None, 0, False)  # would read None as a registry
+    it = iter(native.FlowRegistry({1: "a"}))
+    assert (list(it), it.__length_hint__(), list(it)) == ([1], 0, [])
+
+
 # --- dense order
 
 

@@ -51,6 +51,7 @@ def perform(reg):
         "inserts": 10,
         "deletes": 2,
         "resizes": 2,
+        "resets": 0,
     }
 
 
@@ -80,9 +81,8 @@ FAMILY_TYPES = {
     "flowreg_deletes": "counter",
     "flowreg_resizes": "counter",
 }
-EMPTY = dict.fromkeys(["size", "hits", "misses", "hot_hits", "inserts", "deletes", "resizes"], 0) | {
-    "capacity": 4
-}
+EMPTY = dict.fromkeys(["size", "hits", "misses", "hot_hits", "inserts", "deletes", "resizes", "resets"], 0)
+EMPTY["capacity"] = 4
 
 
 # --- Prometheus
@@ -169,11 +169,17 @@ def test_scrape_over_http_reports_the_operations(Registry, metrics_server):
     assert samples["flowreg_lookups_total", (*label, ("result", "miss"))] == 3
     assert samples["flowreg_memory_bytes", label] == sys.getsizeof(sessions)
 
-    # reset_stats() restarts the counters; levels stay.
+    # reset_stats() restarts the registry's counters, not the exported ones, even when the
+    # new counts outgrow the old before the next scrape (20 inserts after 11); levels stay.
+    sessions.reset_stats()
+    for fid in range(60, 80):
+        sessions[fid] = fid
+    samples, _, _ = scrape(url)
+    assert samples["flowreg_inserts_total", label] == 31
+    assert samples["flowreg_entries", label] == 29
     sessions.reset_stats()
     samples, _, _ = scrape(url)
-    assert samples["flowreg_inserts_total", label] == 0
-    assert samples["flowreg_entries", label] == 9
+    assert samples["flowreg_inserts_total", label] == 31
 
     collector.remove("idle")
     samples, _, _ = scrape(url)
@@ -423,9 +429,70 @@ def test_reporter_arguments_are_checked(Registry):
     for name in ("", "a b", "a:b", "a|b", "é", None):
         with pytest.raises(ValueError, match="StatsD name"):
             StatsdReporter(Registry(), BrokenClient(), name, interval=None)
-    for interval in (0, -1, float("nan")):
+    for interval in (0, -1, float("nan"), float("inf"), threading.TIMEOUT_MAX * 2):
         with pytest.raises(ValueError, match="interval"):
             StatsdReporter(Registry(), BrokenClient(), "ok", interval=interval)
+
+
+class CountingClient:
+    """Adds up what it is sent; its incr of `fail_on` raises once when `failing` is set."""
+
+    def __init__(self, fail_on=None):
+        self.sent = {}
+        self.fail_on = fail_on
+        self.failing = False
+
+    def gauge(self, stat, value):
+        pass
+
+    def incr(self, stat, count):
+        if self.failing and stat.endswith(self.fail_on):
+            self.failing = False
+            raise ConnectionResetError("statsd went away")
+        self.sent[stat] = self.sent.get(stat, 0) + count
+
+
+def churn(reg, rounds):
+    for fid in range(rounds):
+        reg.pop(fid, None)
+        reg[fid] = fid
+        for _ in range(10):
+            reg.get(fid)
+
+
+def test_a_reset_is_told_from_a_lull_by_the_resets_count(Registry):
+    # After reset_stats(), busier traffic brings every counter past its old value before
+    # the next report: the counts since the reset are still sent whole.
+    reg = Registry()
+    client = CountingClient()
+    reporter = StatsdReporter(reg, client, "f", interval=None)
+    churn(reg, 100)
+    assert reporter.report_once()
+    reg.reset_stats()
+    churn(reg, 200)
+    assert reporter.report_once()
+    assert client.sent["flowreg.f.lookups.hit"] == 1000 + 2000
+    assert client.sent["flowreg.f.inserts"] == 100 + 200
+    assert client.sent["flowreg.f.deletes"] == 100  # the second churn replaced ids 0-99 too
+
+
+def test_a_failed_send_is_made_up_for_once(Registry):
+    reg = Registry({1: 1})
+    reg.reset_stats()
+    client = CountingClient(fail_on="lookups.miss")
+    reporter = StatsdReporter(reg, client, "f", interval=None)
+    for _ in range(100):
+        reg.get(1), reg.get(2)
+    assert reporter.report_once()
+    reg.reset_stats()
+    for _ in range(10):
+        reg.get(1), reg.get(2)
+    client.failing = True
+    assert reporter.report_once() is False  # hits sent, misses failed, the rest not tried
+    reg.get(1)
+    assert reporter.report_once()
+    assert client.sent["flowreg.f.lookups.hit"] == 111
+    assert client.sent["flowreg.f.lookups.miss"] == 110
 
 
 # --- imports

@@ -72,6 +72,7 @@ def test_fresh_stats(flavor):
         "inserts": 0,
         "deletes": 0,
         "resizes": 0,
+        "resets": 0,
     }
 
 
@@ -115,6 +116,7 @@ def test_lookup_counting(Registry):
         "inserts": 4,
         "deletes": 0,
         "resizes": 0,
+        "resets": 0,
     }
 
 
@@ -317,8 +319,12 @@ def test_reset_stats(flavor):
     after = reg.stats()
     assert {name: after[name] for name in COUNTERS} == dict.fromkeys(COUNTERS, 0)
     assert (after["size"], after["capacity"]) == (before["size"], before["capacity"]) == (19, 32)
+    assert (before["resets"], after["resets"]) == (0, 1)  # counts the resets: never zeroed
     reg.get(k(1))
     assert counts(reg, "lookups", "hits") == (1, 1)
+    reg.reset_stats()
+    reg.reset_stats()
+    assert counts(reg, "lookups", "hits", "resets") == (0, 0, 3)
 
 
 @pytest.mark.parametrize("pair", [False, True], ids=["int", "pair"])

@@ -330,6 +330,17 @@ def matplotlib_available() -> bool:
     return True
 
 
+def plot_format_problem(path: Path) -> str | None:
+    """Why matplotlib cannot write a plot to `path`, or None (no suffix: PNG)."""
+    from matplotlib.figure import Figure  # type: ignore[import-not-found, unused-ignore]
+
+    kinds = Figure().canvas.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix or suffix in kinds:
+        return None
+    return f"cannot plot to {path}: matplotlib writes {', '.join('.' + kind for kind in sorted(kinds))}"
+
+
 def _bars(
     axes: Any, rows: Sequence[Row], title: str, value: Callable[[Row], float | None], unit: str
 ) -> None:
@@ -413,4 +424,4 @@ def write_plot(path: Path, rows: Sequence[Row], environment: dict[str, Any]) -> 
         f"{env.get('timestamp', '')}",
         fontsize=10,
     )
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format=None if path.suffix else "png")  # at PATH, as named

@@ -52,6 +52,9 @@ def name_list(kind: str, known: Sequence[str]) -> Callable[[str], tuple[str, ...
     return parse
 
 
+MAX_SIZE = 10_000_000  # a few GB of registries, dicts and lists already
+
+
 def size_list(text: str) -> tuple[int, ...]:
     """An argparse type: comma-separated sizes such as 21,1000,1000000 (or 1k, 1M)."""
     sizes = []
@@ -62,9 +65,9 @@ def size_list(text: str) -> tuple[int, ...]:
             value = int(digits.replace("_", "")) * scale
         except ValueError:
             value = 0
-        if value < 2:
+        if not 2 <= value <= MAX_SIZE:
             raise argparse.ArgumentTypeError(
-                f"bad size {part!r}: sizes are integers >= 2, e.g. 21,1000,1000000"
+                f"bad size {part!r}: sizes are integers from 2 to {MAX_SIZE:,}, e.g. 21,1000,1000000"
             )
         sizes.append(value)
     if not sizes:
@@ -92,7 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     mode.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds: for the tests
     parser.add_argument(
-        "--sizes", type=size_list, help="registry sizes, comma-separated (default: 21,1000,1000000)"
+        "--sizes",
+        type=size_list,
+        help=f"registry sizes up to {MAX_SIZE:,}, comma-separated (default: 21,1000,1000000)",
     )
     parser.add_argument(
         "--ops", type=name_list("op", OPS), help=f"operations to time, comma-separated: {', '.join(OPS)}"
@@ -113,7 +118,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads for the batch suite's parallel run (default: CPU count, at least 2)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--plot", type=Path, metavar="PATH.png", help="write a plot (needs matplotlib)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH.png",
+        help="write a plot (needs matplotlib): PNG, or what the suffix says (.svg, .pdf, ...)",
+    )
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
 
 
@@ -169,10 +179,13 @@ def bench(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if args.plot is not None and not report.matplotlib_available():
         print(f"flowreg bench: {report.PLOT_HINT}", file=sys.stderr)
         return 2
-    for path in (args.json, args.plot):
-        if path is not None and not path.resolve().parent.is_dir():
-            print(f"flowreg bench: cannot write {path}: no such directory", file=sys.stderr)
-            return 2
+    # Before the run, not after minutes of it.
+    problems = [_unwritable(path) for path in (args.json, args.plot) if path is not None]
+    if args.plot is not None:
+        problems.append(report.plot_format_problem(args.plot))
+    for problem in filter(None, problems):
+        print(f"flowreg bench: {problem}", file=sys.stderr)
+        return 2
     profile = PROFILES["tiny" if args.tiny else "quick" if args.quick else "default"]
     selection = Selection(
         sizes=args.sizes or profile.sizes,
@@ -192,19 +205,40 @@ def bench(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     else:
         report.render_text(outcome.rows, outcome.verdicts, sys.stdout)
     sys.stdout.flush()
+    status = 0
     if args.json is not None:
-        report.write_json(
-            args.json, report.json_document(outcome.rows, outcome.verdicts, env, outcome.interrupted)
-        )
-        print(f"results written to {args.json}", file=sys.stderr)
+        document = report.json_document(outcome.rows, outcome.verdicts, env, outcome.interrupted)
+        status |= _written(args.json, "results", lambda: report.write_json(args.json, document))
     if args.plot is not None:
-        report.write_plot(args.plot, outcome.rows, env)
-        print(f"plot written to {args.plot}", file=sys.stderr)
+        status |= _written(args.plot, "plot", lambda: report.write_plot(args.plot, outcome.rows, env))
     if not (_rich_available() and report.matplotlib_available()):
         print(f"hint: {BENCH_EXTRA_HINT} adds rich tables, --plot and the peer libraries", file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: the results above are what was measured before Ctrl-C", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return status
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why `path` cannot be written, or None."""
+    if path.is_dir():
+        return f"cannot write {path}: it is a directory"
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        return f"cannot write {path}: no such directory"
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        return f"cannot write {path}: permission denied"
+    return None
+
+
+def _written(path: Path, what: str, write: Callable[[], None]) -> int:
+    """Run write(); 0 and a line saying where, or 1 and why not."""
+    try:
+        write()
+    except OSError as exc:
+        print(f"flowreg bench: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{what} written to {path}", file=sys.stderr)
     return 0
 
 
