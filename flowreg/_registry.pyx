@@ -599,8 +599,8 @@ cdef int _reserve(_BaseRegistry r, Py_ssize_t extra, int* held) except -1:
             bits = _rehash(r, _bits_for(need), False)
         if bits < 0:
             return bits
-    if need > t.keys_cap:
-        return _grow_keys(t, need)
+    if need > t.keys_cap and _grow_keys(t, need) < 0:
+        return ROOM_NO_MEMORY
     return released
 
 
