@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 from collections import Counter
 
 import pytest
@@ -397,6 +398,11 @@ def test_info_json(capsys):
     assert info["implementation"] == flowreg.IMPLEMENTATION
     assert set(info["available"]) == AVAILABLE
     assert isinstance(info["cpu_count"], int)
+    if "c" in AVAILABLE:  # how the native core was built, for bug reports
+        assert info["cython"][0].isdigit() and isinstance(info["cflags"], str) and info["compiler"]
+        assert info["free_threaded_build"] is bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    else:
+        assert info["native_import_error"]
 
 
 def test_info_plain(capsys):
@@ -455,6 +461,16 @@ def test_harness_rows_name_every_subject_and_ratio_to_the_baseline():
     assert [(r.impl, r.op, r.runs) for r in rows] == [("dict", "lookup", 3), ("get", "lookup", 3)]
     assert rows[0].ratio_to_dict in (1.0, None)
     assert all(r.loops >= 1 for r in rows)
+
+
+def test_harness_ratio_is_the_subject_over_the_baseline():
+    def costing(ns):  # a runner whose every operation takes `ns`, on any machine
+        return lambda amount: [(ns * amount, amount)]
+
+    subjects = [harness.Subject("dict", "dict", costing(11)), harness.Subject("slow", "slow", costing(31))]
+    trial = harness.Trial("t", ("lookup",), 2, "same", subjects, costing(1))
+    rows = harness.measure(trial, harness.Settings(runs=3, target_ns=200_000))
+    assert [(r.impl, r.median_ns, r.ratio_to_dict) for r in rows] == [("dict", 10, 1.0), ("slow", 30, 3.0)]
 
 
 def test_harness_restores_gc():

@@ -276,23 +276,84 @@ def test_fork_while_another_thread_holds_the_write_lock(Registry):
     if pid == 0:  # the child: the holder thread does not exist here
         code = 1
         try:
-            signal_alarm = getattr(__import__("signal"), "alarm", None)
-            if signal_alarm:
-                signal_alarm(2)  # a deadlock kills the child: the parent sees a failure
             ok = reg[5] == 5 and 5 in reg and reg.get_many([1, 2]) == [1, 2]
             reg[1001] = "child"
             del reg[0]
             ok = ok and reg[1001] == "child" and len(reg) == 1000 and reg.delete_many([1, 2]) == 2
-            code = 0 if ok else 3
+            # batches this large take the native lock itself (single ids need only the GIL)
+            many = array("q", range(GIL_FREE_BATCH))
+            ok = ok and sum(reg.contains_many(many)) == 998 and reg.delete_many(many) == 998
+            code = 0 if ok and len(reg) == 0 else 3
         finally:
             os._exit(code)
     try:
-        _, status = os.waitpid(pid, 0)
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, 9)  # a deadlocked child
+            os.waitpid(pid, 0)
+            pytest.fail("the child of the fork did not finish within 20 s: its lock was not reset")
     finally:
         release.set()
         thread.join(30)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(done[1]) == 0
     assert reg[5] == 5 and 1001 not in reg  # the parent is untouched
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_runs_a_factory(Registry):
+    reg = Registry()
+    in_factory, release = threading.Event(), threading.Event()
+
+    def slow(fid):
+        in_factory.set()
+        release.wait(30)
+        return "parent"
+
+    thread = threading.Thread(target=lambda: reg.get_or_create(1, slow), daemon=True)
+    thread.start()
+    assert in_factory.wait(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
+        pid = os.fork()
+    if pid == 0:  # the child: the factory's thread does not exist here, nobody will finish it
+        code = 1
+        try:
+            code = 0 if reg.get_or_create(1, lambda fid: "child") == "child" else 3
+        finally:
+            os._exit(code)
+    try:
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child of the fork waited for a factory running in a thread it does not have")
+    finally:
+        release.set()
+        thread.join(30)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert reg[1] == "parent"
+
+
+def test_two_writers_while_the_table_grows_without_the_gil(Registry):
+    # Growing a table of 65,536+ ids runs without the GIL, holding the write lock: another
+    # thread's writes must wait for it, not change the ids being rehashed.
+    for round_ in range(20):
+        reg = Registry.fromkeys(range(65_500), "start")
+
+        def writer(i, reg=reg):
+            for fid in range(1_000_000 * (i + 1), 1_000_000 * (i + 1) + 2_000):
+                reg[fid] = fid
+
+        run_threads(writer, 2)
+        expected = set(range(65_500)) | set(range(1_000_000, 1_002_000)) | set(range(2_000_000, 2_002_000))
+        assert len(reg) == len(expected), round_
+        assert set(reg) == expected, round_
+        assert all(reg.contains_many(array("q", sorted(expected)))), round_
+        assert reg.get_many(array("q", [0, 1_000_000, 2_001_999])) == ["start", 1_000_000, 2_001_999]
 
 
 def test_get_many_result_stays_out_of_gc_sight_until_filled(Registry):

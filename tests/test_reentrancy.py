@@ -14,8 +14,6 @@ import pytest
 
 from flowreg import FlowExists, FlowNotFound
 
-numpy = pytest.importorskip("numpy")
-
 
 @pytest.fixture(params=["flow", "pair"])
 def kind(request, impl):
@@ -30,6 +28,7 @@ def _pair_id(i):
 
 
 def _pair_buffer(ids):
+    numpy = pytest.importorskip("numpy")  # only the pair buffers need it
     return numpy.array(ids, dtype=numpy.int64).reshape(-1, 2)
 
 

@@ -34,6 +34,12 @@ def test_implementation_is_consistent():
     if not os.environ.get("FLOWREG_NO_EXTENSIONS"):
         assert chosen.FlowRegistry is flowreg.FlowRegistry
         assert chosen.PairFlowRegistry is flowreg.PairFlowRegistry
+        if "c" in impls:  # the native core imports: it is the one used, not the fallback
+            from flowreg import _registry
+
+            assert flowreg.IMPLEMENTATION == "c"
+            assert flowreg.FlowRegistry is _registry.FlowRegistry
+            assert flowreg.PairFlowRegistry is _registry.PairFlowRegistry
 
 
 @SUBPROCESS
