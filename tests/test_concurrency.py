@@ -259,6 +259,27 @@ def test_del_reentering_during_a_locked_mutation(Registry, batch):
     assert all(reg[-i - 1] == "written from __del__" for i in range(batch))
 
 
+def in_a_fork(child, stuck_means, timeout=20):
+    """Fork; the child exits 0 if child() is true.  Fails if it does not, or is stuck."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if child() else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail(f"the child of the fork did not finish within {timeout} s: {stuck_means}")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_while_another_thread_holds_the_write_lock(Registry):
     reg = Registry({i: i for i in range(1000)})
@@ -270,34 +291,21 @@ def test_fork_while_another_thread_holds_the_write_lock(Registry):
     thread = threading.Thread(target=holder, daemon=True)
     thread.start()
     assert holding.wait(10)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
-        pid = os.fork()
-    if pid == 0:  # the child: the holder thread does not exist here
-        code = 1
-        try:
-            ok = reg[5] == 5 and 5 in reg and reg.get_many([1, 2]) == [1, 2]
-            reg[1001] = "child"
-            del reg[0]
-            ok = ok and reg[1001] == "child" and len(reg) == 1000 and reg.delete_many([1, 2]) == 2
-            # batches this large take the native lock itself (single ids need only the GIL)
-            many = array("q", range(GIL_FREE_BATCH))
-            ok = ok and sum(reg.contains_many(many)) == 998 and reg.delete_many(many) == 998
-            code = 0 if ok and len(reg) == 0 else 3
-        finally:
-            os._exit(code)
+
+    def child():  # the holder thread does not exist here
+        ok = reg[5] == 5 and 5 in reg and reg.get_many([1, 2]) == [1, 2]
+        reg[1001] = "child"
+        del reg[0]
+        ok = ok and reg[1001] == "child" and len(reg) == 1000 and reg.delete_many([1, 2]) == 2
+        # batches this large take the native lock itself (single ids need only the GIL)
+        many = array("q", range(GIL_FREE_BATCH))
+        return ok and sum(reg.contains_many(many)) == 998 and reg.delete_many(many) == 998 and not reg
+
     try:
-        deadline = time.monotonic() + 20
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if done[0] == 0:
-            os.kill(pid, 9)  # a deadlocked child
-            os.waitpid(pid, 0)
-            pytest.fail("the child of the fork did not finish within 20 s: its lock was not reset")
+        in_a_fork(child, "its lock was not reset")
     finally:
         release.set()
         thread.join(30)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
     assert reg[5] == 5 and 1001 not in reg  # the parent is untouched
 
 
@@ -314,27 +322,11 @@ def test_fork_while_another_thread_runs_a_factory(Registry):
     thread = threading.Thread(target=lambda: reg.get_or_create(1, slow), daemon=True)
     thread.start()
     assert in_factory.wait(10)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
-        pid = os.fork()
-    if pid == 0:  # the child: the factory's thread does not exist here, nobody will finish it
-        code = 1
-        try:
-            code = 0 if reg.get_or_create(1, lambda fid: "child") == "child" else 3
-        finally:
-            os._exit(code)
-    try:
-        deadline = time.monotonic() + 20
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if done[0] == 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child of the fork waited for a factory running in a thread it does not have")
+    try:  # in the child the factory's thread does not exist: nobody will finish its call
+        in_a_fork(lambda: reg.get_or_create(1, lambda fid: "child") == "child", "it waited for that call")
     finally:
         release.set()
         thread.join(30)
-    assert os.waitstatus_to_exitcode(done[1]) == 0
     assert reg[1] == "parent"
 
 
