@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import operator
+import pickle
 from array import array
 from collections import namedtuple
 
@@ -35,6 +36,24 @@ class Color(enum.IntEnum):
 Pair = namedtuple("Pair", "a b")
 
 
+class Index:
+    """An id that is not an int but has __index__, which may fail."""
+
+    def __init__(self, value, error=None):
+        self.value, self.error = value, error
+
+    def __index__(self):
+        if self.error:
+            raise self.error(f"Index({self.value}) refuses")
+        return self.value
+
+    def __repr__(self):
+        return f"Index({self.value}, {self.error and self.error.__name__})"
+
+
+NUMPY_IDS = [] if numpy is None else [numpy.int64(2), numpy.uint8(3)]
+
+
 # ----------------------------------------------------------------- the model
 
 
@@ -55,6 +74,7 @@ class Model:
     def __init__(self, items=()):
         self.d = {}
         self.order = []
+        self.pos = {}  # id -> index in order
         self.version = 0  # bumped whenever the set of ids changes
         self.update(items)
 
@@ -76,14 +96,16 @@ class Model:
 
     def _insert(self, k, v):
         self.d[k] = v
+        self.pos[k] = len(self.order)
         self.order.append(k)
         self.version += 1
 
     def _remove(self, k):
-        i = self.order.index(k)
+        i = self.pos.pop(k)
         last = self.order.pop()
         if last != k:
             self.order[i] = last
+            self.pos[last] = i
         self.version += 1
         return self.d.pop(k)
 
@@ -144,6 +166,37 @@ class Model:
         self._insert(k, flow)
         return flow
 
+    def get_or_create(self, fid, factory):
+        k = self.convert(fid)
+        if k not in self.d:
+            self.setdefault(k, factory(k))  # the factory gets the stored id
+        return self.d[k]
+
+    @classmethod
+    def fromkeys(cls, iterable, value=None):
+        return cls([(fid, value) for fid in iterable])
+
+    def __or__(self, other):
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other):
+        new = type(self)(other)
+        new.update(self)
+        return new
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __eq__(self, other):
+        """As dict compares: as many items, and each of ours found in other with an equal value."""
+        return len(other) == len(self.d) and all(other.get(k, MISSING) == v for k, v in self.d.items())
+
+    def reset_stats(self):
+        pass  # the registries' counters are compared with each other, not with the model
+
     def update(self, other=(), **kwargs):
         if hasattr(other, "keys"):
             pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118
@@ -161,6 +214,7 @@ class Model:
     def clear(self):
         self.d.clear()
         self.order.clear()
+        self.pos.clear()
         self.version += 1
 
     def copy(self):
@@ -177,6 +231,7 @@ class Model:
             and view.itemsize == 8
             and view.format.lstrip("@=<") in ("q", "l")
             and view.ndim == (2 if self.pair else 1)
+            and view.c_contiguous  # a strided buffer is iterated id by id
         ):
             given = [tuple(x) for x in view.tolist()] if self.pair else view.tolist()
             return given, given, True
@@ -203,7 +258,7 @@ class Model:
     def delete_many(self, fids):
         _, keys, _ = self._batch(fids)
         present = [k for k in dict.fromkeys(keys) if k in self.d]
-        present.sort(key=self.order.index, reverse=True)
+        present.sort(key=self.pos.__getitem__, reverse=True)
         for k in present:
             self._remove(k)
         return len(present)
@@ -278,14 +333,25 @@ class _View:
 KINDS = {
     "FlowRegistry": dict(
         model=Model,
-        good=[0, 1, 2, 3, -1, 2**63 - 1, -(2**63), True, Color.RED, Color.BLUE],
-        bad=[0.5, 1.0, "1", None, (1, 2), 2**63, -(2**63) - 1, 2**64],
+        good=[0, 1, 2, 3, -1, 2**63 - 1, -(2**63), True, Color.RED, Color.BLUE, Index(3), *NUMPY_IDS],
+        bad=[0.5, 1.0, "1", None, (1, 2), 2**63, -(2**63) - 1, 2**64, Index(2**63), Index(0, TypeError)],
+        # raised by reads too: only an id that converts cleanly to something unstorable is a miss
+        failing=[Index(1, ValueError)],
         buffer_ids=[0, 1, 2, 3, -1, -7, 2**63 - 1, -(2**63), 5, 100],
         wide=lambda x: x,
     ),
     "PairFlowRegistry": dict(
         model=PairModel,
-        good=[(0, 0), (0, 1), (1, 0), (1, 1), (2**63 - 1, -(2**63)), (True, Color.BLUE), Pair(0, 1)],
+        good=[
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (1, 1),
+            (2**63 - 1, -(2**63)),
+            (True, Color.BLUE),
+            Pair(0, 1),
+            (Index(1), 0),
+        ],
         bad=[
             (1,),
             (0, 1, 2),
@@ -298,7 +364,10 @@ KINDS = {
             (0, 2**63),
             (1.0, 2**64),
             (2**64, 1.0),
+            (Index(0, TypeError), 0),
+            (0, Index(2**64)),
         ],
+        failing=[(0, Index(1, ValueError))],
         buffer_ids=[(0, 0), (0, 1), (1, 0), (1, 1), (1, -7), (2**63 - 1, -(2**63)), (5, 5)],
         wide=lambda x: (x, -x),
     ),
@@ -313,6 +382,11 @@ def _outcome(fn, target):
         return "ok", fn(target)
     except Exception as e:
         return "raise", e
+
+
+def _items(r, result):
+    """What an operation returning a registry gave: whether its type is r's, and its items."""
+    return type(result) is type(r), list(result.items())
 
 
 def _step(fn, target):
@@ -355,6 +429,9 @@ class RegistryMachine(RuleBasedStateMachine):
         assert self.c.stats()["size"] == len(self.model)
         for r in (self.c, self.py):  # every id is found by a lookup (stats: the same in both)
             assert [r[k] for k in list(r)] == list(r.values())
+        # each compares by looking up the other's ids: both ways, so their stats stay alike
+        assert self.c == self.py and self.py == self.c
+        assert not (self.c != self.py) and not (self.py != self.c)  # noqa: SIM202 (__ne__ is tested)
 
     # --- drawing ids
 
@@ -363,7 +440,7 @@ class RegistryMachine(RuleBasedStateMachine):
             st.sampled_from(self.spec["good"]),
             st.sampled_from(self.spec["good"]),
             st.sampled_from(self.spec["good"]),
-            st.sampled_from(self.spec["bad"]),
+            st.sampled_from(self.spec["bad"] + self.spec["failing"]),
         )
 
     # --- rules (strategies are drawn through `data` so each machine uses its own pool)
@@ -437,12 +514,31 @@ class RegistryMachine(RuleBasedStateMachine):
         """A list of ids (some bad, some repeated), or an int64 buffer."""
         if not as_buffer:
             return data.draw(st.lists(self.ids(), max_size=8))
-        ids = data.draw(st.lists(st.sampled_from(self.spec["buffer_ids"]), max_size=8))
-        if not self.model.pair:
-            return array("q", ids)
-        if numpy is None or data.draw(st.booleans()):  # a 1-D buffer is not a pair buffer: all absent
-            return array("q", [part for pair in ids for part in pair])
-        return numpy.array(ids, dtype=numpy.int64).reshape(-1, 2)
+        return self.buffer(data, data.draw(st.lists(st.sampled_from(self.spec["buffer_ids"]), max_size=8)))
+
+    def buffer(self, data, ids):
+        """The ids in one of the buffer kinds; those that are not C-contiguous int64 are iterated."""
+        if self.model.pair:
+            if numpy is None or data.draw(st.booleans()):  # a 1-D buffer is not a pair buffer: all absent
+                return array("q", [part for pair in ids for part in pair])
+            rows = numpy.array(ids, dtype=numpy.int64).reshape(-1, 2)
+            return rows if data.draw(st.booleans()) else numpy.asfortranarray(rows)
+        kinds = ["q", "l", "memoryview", "readonly", "int32"]
+        kinds += ["numpy", "strided", "big-endian", "uint64"] if numpy is not None else []
+        kind = data.draw(st.sampled_from(kinds))
+        if kind in ("q", "l"):
+            return array(kind, ids)
+        if kind == "memoryview":
+            return memoryview(array("q", ids))
+        if kind == "readonly":
+            return memoryview(array("q", ids).tobytes()).cast("q")
+        if kind == "int32":
+            return array("i", [x for x in ids if -(2**31) <= x < 2**31])
+        if kind == "strided":
+            return numpy.array([x for i in ids for x in (i, 99)], dtype=numpy.int64)[::2]
+        if kind == "uint64":
+            return numpy.array([x for x in ids if x >= 0], dtype=numpy.uint64)
+        return numpy.array(ids, dtype=">i8" if kind == "big-endian" else numpy.int64)
 
     @rule(data=st.data(), form=st.sampled_from(["dict", "pairs", "registry", "kwargs", "bad_element"]))
     def update(self, data, form):
@@ -456,7 +552,7 @@ class RegistryMachine(RuleBasedStateMachine):
         elif form == "pairs":
             self.check(lambda r: r.update(pairs))
         elif form == "registry":
-            good = [(k, v) for k, v in pairs if self.model.key(k) is not None]
+            good = [(k, v) for k, v in pairs if _outcome(self.model.convert, k)[0] == "ok"]
             self.check(lambda r: r.update(type(r)(good)))
         elif form == "kwargs":
             self.check(lambda r: r.update(pairs, flow=1))
@@ -483,6 +579,100 @@ class RegistryMachine(RuleBasedStateMachine):
             self.check(lambda r: [r.pop(k, None) for k in ids])
         else:
             self.check(lambda r: [_step(lambda r, k=k: r.__delitem__(k), r) for k in ids])
+
+    @rule(
+        start=st.integers(-2500, 300),
+        n=st.integers(2048, 2600),  # the native core probes batches this long without the GIL
+        op=st.sampled_from(["insert", "get_many", "get_many_default", "contains_many", "delete_many"]),
+        as_buffer=st.booleans(),
+        data=st.data(),
+    )
+    def big_batch(self, start, n, op, as_buffer, data):
+        ids = [self.spec["wide"](start + i) for i in range(n)]
+        if op == "insert":
+            self.check(lambda r: r.update([(k, i) for i, k in enumerate(ids)]))
+            return
+        fids = self.buffer(data, ids) if as_buffer else ids
+        ops = {
+            "get_many": lambda r: r.get_many(fids),
+            "get_many_default": lambda r: r.get_many(fids, None),
+            "contains_many": lambda r: r.contains_many(fids),
+            "delete_many": lambda r: r.delete_many(fids),
+        }
+        self.check(ops[op])
+
+    @rule(data=st.data(), v=values, fails=st.booleans())
+    def get_or_create(self, data, v, fails):
+        k = data.draw(self.ids())
+
+        def fn(r):
+            calls = []
+
+            def factory(key):
+                calls.append(key)
+                if fails:
+                    raise LookupError(f"no flow for {key!r}")
+                return v
+
+            return _step(lambda r: r.get_or_create(k, factory), r), calls
+
+        self.check(fn)
+
+    @rule(data=st.data(), v=st.one_of(st.just(MISSING), values))
+    def fromkeys(self, data, v):
+        fids = data.draw(st.lists(self.ids(), max_size=6))
+        if v is MISSING:
+            self.check(lambda r: _items(r, type(r).fromkeys(fids)))
+        else:
+            self.check(lambda r: _items(r, type(r).fromkeys(fids, v)))
+
+    @rule(data=st.data(), form=st.sampled_from(["or", "ror", "ior", "ior_pairs"]))
+    def union(self, data, form):
+        pairs = data.draw(st.lists(st.tuples(self.ids(), values), max_size=6))
+        other = {}
+        for k, v in pairs:
+            with contextlib.suppress(TypeError):  # unhashable ids
+                other[k] = v
+        ops = {
+            "or": lambda r: _items(r, r | other),
+            "ror": lambda r: _items(r, other | r),
+            "ior": lambda r: operator.ior(r, other) is r,
+            "ior_pairs": lambda r: operator.ior(r, pairs) is r,
+        }
+        self.check(ops[form])
+
+    @rule(data=st.data(), change=st.sampled_from(["same", "drop", "value", "add"]), v=values)
+    def compare(self, data, change, v):
+        other = dict(self.model.d)
+        if change == "drop" and other:
+            del other[next(iter(other))]
+        elif change == "value" and other:
+            other[next(iter(other))] = -1  # stored values are >= 0
+        elif change == "add":
+            with contextlib.suppress(TypeError):  # unhashable ids
+                other[data.draw(self.ids())] = v
+        self.check(lambda r: (r == other, r != other, other == r, other != r))
+
+    @rule(protocol=st.integers(0, pickle.HIGHEST_PROTOCOL))
+    def pickle_round_trip(self, protocol):
+        blobs = [pickle.dumps(r, protocol) for r in (self.c, self.py)]
+        assert blobs[0] == blobs[1]  # neither names its implementation
+        back = pickle.loads(blobs[1])
+        assert type(back).__name__ == type(self.c).__name__
+        assert list(back.items()) == list(self.model.items())
+
+    @rule(cap=st.sampled_from([0, 1, 7, 8, 100, 3000, True, Index(5), -1, 2**31, 2**63, 1.5, "8", None]))
+    def rebuild_with_capacity(self, cap):
+        c, py = (_outcome(lambda r: type(r)(r, capacity=cap), t) for t in (self.c, self.py))
+        assert c[0] == py[0], (c, py)
+        if c[0] == "ok":
+            self.c, self.py, self.model = c[1], py[1], self.model.copy()
+        else:
+            assert (type(c[1]), str(c[1])) == (type(py[1]), str(py[1]))
+
+    @rule()
+    def reset_stats(self):
+        self.check(lambda r: r.reset_stats())
 
     @rule()
     def clear(self):
