@@ -81,8 +81,9 @@ def lookup_bench(benchmark: Any, context: Context) -> Callable[..., None]:
 
 @pytest.fixture
 def mutation_bench(benchmark: Any, context: Context) -> Callable[..., None]:
-    """Times deleting a batch of stored ids, or creating them again (the other half is untimed
-    setup), so the structure is back as it was between rounds."""
+    """Times deleting a batch of stored ids, or creating as many new ids (the other half is untimed
+    setup; flowreg.benchmark.cases.MutationBatches says which ids), and puts the structure back
+    between rounds."""
 
     def run(impl: str, pair: tuple[str, str], timed: str, n: int, ids: str) -> None:
         design = ALL_DESIGNS[impl]
@@ -91,20 +92,23 @@ def mutation_bench(benchmark: Any, context: Context) -> Callable[..., None]:
         batches = context.mutation_batches(n, ids)
         delete = compile_phased_loop([("k", design.statements[pair[0]])], names)
         create = compile_phased_loop([("k, f", design.statements[pair[1]])], names)
-        pending: list[Any] = []  # a batch deleted by the last round, to create again
+        pending: list[Any] = []  # (new ids to delete, stored pairs to create): the last round's undo
 
         def restore() -> None:
             while pending:
-                create([(pending.pop(),)])
+                new_ids, back = pending.pop()
+                delete([(new_ids,)])
+                create([(back,)])
 
         def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
             restore()
-            ((gone, back),) = batches.take(1)
+            ((gone, new, new_ids, back),) = batches.take(1)
             if timed == pair[0]:
-                pending.append(back)
+                pending.append(([], back))
                 return ([(gone,)],), {}
-            delete([(gone,)])  # untimed: the timed create puts them back
-            return ([(back,)],), {}
+            delete([(gone,)])  # untimed: the timed create stores the new ids
+            pending.append((new_ids, back))
+            return ([(new,)],), {}
 
         benchmark.group = f"{timed} n={n} ids={ids}"
         benchmark.extra_info.update(impl=impl, op=timed, n=n, ids=ids, ops=batches.size)

@@ -509,30 +509,54 @@ def test_hot_sequence_has_the_exact_hit_ratio():
         assert set(sequence) <= set(ids)
 
 
-def test_mutation_batches_are_distinct_stored_ids():
+def _mutation_population(n, seed):
     import random
     from array import array
 
-    ids = make_ids(21, random.Random(4))
-    pairs = [(k, f"flow {k}") for k in ids]
-    words = array("q", ids)
-    batches = MutationBatches(pairs, words, 10, seed=3).take(40)
-    for gone, back in batches:
+    ids = make_ids(2 * n, random.Random(seed))
+    ids, spares = ids[:n], array("q", ids[n:])
+    return ids, [(k, f"flow {k}") for k in ids], array("q", ids), spares
+
+
+def test_mutation_batches_are_distinct_stored_ids_and_new_ones():
+    ids, pairs, words, spares = _mutation_population(21, 4)
+    batches = MutationBatches(pairs, words, spares, 10, seed=3).take(40)
+    for gone, new, new_ids, back in batches:
         assert len(set(gone)) == 10
         assert all(any(k is stored for stored in ids) for k in gone)  # the stored objects
         assert back == [(k, f"flow {k}") for k in gone]
         assert all(k is stored for (k, _), stored in zip(back, gone, strict=True))
-    assert MutationBatches(pairs, words, 10, seed=3).take(40) == batches  # seeded
+        # the create stores ids never stored, whose flows carry them (a list finds flows by id)
+        assert [k for k, _ in new] == new_ids and set(new_ids) <= set(spares) and not set(new_ids) & set(ids)
+        assert all(flow.flow_id is k for k, flow in new)
+    again = MutationBatches(pairs, words, spares, 10, seed=3).take(40)
+    assert [(g, i, b) for g, _, i, b in again] == [(g, i, b) for g, _, i, b in batches]  # seeded
     for size in (0, 22):
         with pytest.raises(ValueError, match="a batch of"):
-            MutationBatches(pairs, words, size, seed=3)
-    with pytest.raises(ValueError, match="21 pairs but 20 words"):
-        MutationBatches(pairs, words[1:], 10, seed=3)
-    fresh = MutationBatches(pairs, words, 10, seed=3, fresh=True).take(40)
-    for (copies, back), (same, _) in zip(fresh, batches, strict=True):
+            MutationBatches(pairs, words, spares, size, seed=3)
+    with pytest.raises(ValueError, match="21 pairs but 20 words and 21 spares"):
+        MutationBatches(pairs, words[1:], spares, 10, seed=3)
+    fresh = MutationBatches(pairs, words, spares, 10, seed=3, fresh=True).take(40)
+    for (copies, _, _, back), (same, *_) in zip(fresh, batches, strict=True):
         assert copies == same
         assert all(a is not b for a, b in zip(copies, same, strict=True))
         assert all(k is stored for (k, _), stored in zip(back, same, strict=True))  # created as stored
+
+
+@pytest.mark.parametrize("n", [21, 5000])  # a ring of batches; a new draw for every batch
+def test_a_mutation_pass_times_new_ids_and_puts_the_structure_back(impl, n):
+    from flowreg.benchmark.cases import TIMED_PHASES, mutation_phases
+    from flowreg.benchmark.harness import compile_phased_loop
+
+    _, pairs, words, spares = _mutation_population(n, 6)
+    store = impl.FlowRegistry(pairs)
+    seen = []  # were the ids a create stores there already?
+    phases = mutation_phases("del s[k]", "seen.append(k in s); s[k] = f")
+    loop = compile_phased_loop(phases, {"s": store, "seen": seen})
+    batches = MutationBatches(pairs, words, spares, min(10, n // 2), seed=7).take(30)
+    assert len(loop(batches)) == len(phases) and TIMED_PHASES == 2
+    assert dict(store) == dict(pairs)  # every pass undid itself
+    assert len(seen) == 2 * 30 * min(10, n // 2) and not any(seen)
 
 
 @pytest.mark.parametrize("n", [1000, 10_000])  # a ring of batches; a new draw for every batch
@@ -541,10 +565,11 @@ def test_no_batch_is_deleted_where_it_was_created_together(n):
     # few ids of any batch may come from one pass.
     import random
 
-    ids = make_ids(n, random.Random(5))
-    stream = MutationBatches([(k, None) for k in ids], ids, 100, seed=1)
+    ids = make_ids(2 * n, random.Random(5))
+    ids, spares = ids[:n], ids[n:]
+    stream = MutationBatches([(k, None) for k in ids], ids, spares, 100, seed=1)
     created_in: dict[int, int] = {}  # id -> the pass that last created it
-    for turn, (gone, _) in enumerate(stream.take(3 * MutationBatches.RING)):
+    for turn, (gone, *_) in enumerate(stream.take(3 * MutationBatches.RING)):
         passes = Counter(created_in[k] for k in gone if k in created_in)
         assert max(passes.values(), default=0) < 50, (turn, passes.most_common(1))
         created_in.update(dict.fromkeys(gone, turn))

@@ -195,13 +195,22 @@ def hot_sequence(ids: Sequence[int], length: int, hit_ratio: float, rng: random.
     return sequence
 
 
-#: One pass of a delete/create timing: the ids to delete, then the (id, flow) pairs that
-#: create them again.
-Batch = tuple[list[int], list[tuple[int, Any]]]
+#: One pass of a delete/create timing, a list per phase: the stored ids to delete, the (id, flow)
+#: pairs to create (new ids), then, untimed, the new ids to delete and the stored pairs to put back.
+Batch = tuple[list[int], list[tuple[int, Any]], list[int], list[tuple[int, Any]]]
+
+
+def mutation_phases(delete: str, create: str) -> list[tuple[str, str]]:
+    """The phases of a MutationBatches pass: the delete and the create timed, then two that put
+    the structure back (their times are dropped: the first TIMED_PHASES count)."""
+    return [("k", delete), ("k, f", create), ("k", delete), ("k, f", create)]
+
+
+TIMED_PHASES = 2
 
 
 class MutationBatches:
-    """Batches of ``size`` distinct stored ids to delete and create again, without end.
+    """Batches of ``size`` distinct stored ids to delete, and as many new ids to create, without end.
 
     No batch is deleted while its ids still sit where they were created together: deleting such
     a batch would let a dict, which keeps its entries in creation order, read them one after
@@ -214,6 +223,12 @@ class MutationBatches:
     (that would warm its entries for the timed pass). ``fresh`` ids, equal int objects made anew
     as parsed from a request, are read from ``words`` (the ids as int64), so nothing touches the
     stored int objects a dict must compare them with before the timed delete.
+
+    The create stores ids that are not in the structure, read from ``spares`` (int64 ids that
+    never are) at the batch's positions: their slots are as cold as a new flow's, where creating
+    the ids just deleted would find the slots the delete has just read. Their int objects and
+    flows are made when the batch is cut, as a new flow's id and object are at hand when it is
+    created. The untimed phases delete them and create the batch again.
     """
 
     RING = 64
@@ -222,16 +237,18 @@ class MutationBatches:
         self,
         pairs: Sequence[tuple[int, Any]],
         words: Sequence[int],
+        spares: Sequence[int],
         size: int,
         seed: int,
         fresh: bool = False,
     ) -> None:
-        if len(words) != len(pairs):
-            raise ValueError(f"{len(pairs)} pairs but {len(words)} words")
+        if not len(words) == len(spares) == len(pairs):
+            raise ValueError(f"{len(pairs)} pairs but {len(words)} words and {len(spares)} spares")
         if not 0 < size <= len(pairs):
             raise ValueError(f"a batch of {size} ids out of {len(pairs)}")
         self.pairs = pairs
         self.words = words
+        self.spares = spares
         self.size = size
         self.fresh = fresh
         self.rng = random.Random(seed)
@@ -253,12 +270,10 @@ class MutationBatches:
         return out
 
     def _batch(self, places: list[int]) -> Batch:
-        if self.fresh:  # only the delete is reported: nothing of the batch is touched before it
-            return [self.words[i] for i in places], [self.pairs[i] for i in places]
-        # Both phases are reported: the pairs are made anew, as a create's id and flow would be
-        # at hand (the stored id is what the delete is given anyway).
-        back = [(k, flow) for k, flow in (self.pairs[i] for i in places)]
-        return [k for k, _ in back], back
+        back = [self.pairs[i] for i in places]
+        gone = [self.words[i] for i in places] if self.fresh else [k for k, _ in back]
+        new_ids = [self.spares[i] for i in places]  # int objects made now
+        return gone, [(k, Flow(k)) for k in new_ids], new_ids, back
 
 
 class Population:
@@ -272,10 +287,12 @@ class Population:
         self.n = n
         self.rng = random.Random(seed * 1_000_003 + n)
         with gc_paused():  # a million new objects would trigger full collections all along
-            self.ids = make_ids(n, self.rng)
+            ids = make_ids(2 * n, self.rng)
+            self.ids = ids[:n]
             self.flows = {k: Flow(k) for k in self.ids}
             self.pairs = list(self.flows.items())  # (ids[i], its flow)
             self.words = array("q", self.ids)
+            self.spares = array("q", ids[n:])  # ids never stored: what creates store
         self._built: dict[str, dict[str, object]] = {}
 
     def names(self, design: Design) -> dict[str, object]:

@@ -54,7 +54,7 @@ class Context:
         return self._pools[n, kind]
 
     def mutation_batches(self, n: int, kind: str) -> MutationBatches:
-        """Batches of stored ids to delete (as "same" or "fresh" objects) and create again.
+        """Batches of stored ids to delete (as "same" or "fresh" objects), and of new ids to create.
 
         Every call starts another random stream: no subject, in this step or a later one,
         deletes a batch of ids that another created together.
@@ -65,6 +65,7 @@ class Context:
         return MutationBatches(
             population.pairs,
             population.words,
+            population.spares,
             self.mutation_batch(n),
             seed,
             fresh=kind == "fresh",

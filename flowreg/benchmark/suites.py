@@ -11,7 +11,16 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from .cases import LOCK_DESIGNS, PEER_DESIGNS, Design, MutationBatches, fresh_copies, hot_sequence
+from .cases import (
+    LOCK_DESIGNS,
+    PEER_DESIGNS,
+    TIMED_PHASES,
+    Design,
+    MutationBatches,
+    fresh_copies,
+    hot_sequence,
+    mutation_phases,
+)
 from .context import Context, Step
 from .harness import (
     KeyCursor,
@@ -84,7 +93,7 @@ def _lookup_step(
 
 def _phased_runner(loop: PhasedLoop, batches: MutationBatches) -> Runner:
     def run(amount: int) -> list[Phase]:
-        totals = loop(batches.take(amount))
+        totals = loop(batches.take(amount))[:TIMED_PHASES]  # the rest puts the structure back
         return [(ns, amount * batches.size) for ns in totals]
 
     return run
@@ -93,10 +102,11 @@ def _phased_runner(loop: PhasedLoop, batches: MutationBatches) -> Runner:
 def _mutation_step(
     ctx: Context, suite: str, pair: tuple[str, str], n: int, ids: str, designs: Sequence[Design]
 ) -> Step:
-    """Time deleting a batch of stored ids, then creating them again (the structure is restored
-    after every pass; at large n each pass takes other ids, so both phases meet cold memory)."""
+    """Time deleting a batch of stored ids, then creating as many new ids (untimed, the structure
+    is restored after every pass; at large n each pass takes other ids, so both phases meet cold
+    memory)."""
     delete_op, create_op = pair
-    # creating stores the same objects whatever ids were used to delete: report create once
+    # the create is the same whatever ids were used to delete: report it once
     report = {delete_op, create_op} if ids == "same" else {delete_op}
     report = {op for op in report if ctx.wants_op(op)}
     label = f"{suite}: {'/'.join(sorted(report))} n={n:,} ids={ids}"
@@ -114,12 +124,12 @@ def _mutation_step(
                 chosen.append((design, names))
         subjects = []
         for design, names in chosen:
-            phases = [("k", design.statements[delete_op]), ("k, f", design.statements[create_op])]
+            phases = mutation_phases(design.statements[delete_op], design.statements[create_op])
             loop = compile_phased_loop(phases, names)
             batches = ctx.mutation_batches(n, ids)  # each subject its own random ids
             subjects.append(Subject(design.impl, design.impl, _phased_runner(loop, batches)))
         if subjects:
-            empty = compile_phased_loop([("k", "pass"), ("k, f", "pass")], {})
+            empty = compile_phased_loop(mutation_phases("pass", "pass"), {})
             # the empty loop walks batches drawn as the subjects' are: the same memory traffic
             overhead = _phased_runner(empty, ctx.mutation_batches(n, ids))
             trial = Trial(suite, pair, n, ids, subjects, overhead, report_ops=frozenset(report))
