@@ -13,11 +13,26 @@ from functools import partial
 
 import pytest
 
-from flowreg.benchmark.cases import ALL_DESIGNS
+from flowreg.benchmark.cases import ALL_DESIGNS, Population
 from flowreg.benchmark.harness import compile_lookup_loop, gc_paused
 
 BATCH_IDS = 100_000
 DESIGNS = ("dict", "py", "c")
+
+
+_BUFFERS: dict[int, list[array[int]]] = {}
+
+
+def _buffers(population: Population) -> list[array[int]]:
+    """The two buffers of every test at population's n: every design looks up the same ids.
+
+    Each thread its own ids (on a shared buffer one finds what the other's misses fetched); one
+    thread looks up both, so that its cache footprint is the same."""
+    if population.n not in _BUFFERS:
+        _BUFFERS[population.n] = [
+            array("q", population.rng.choices(population.ids, k=BATCH_IDS)) for _ in range(2)
+        ]
+    return _BUFFERS[population.n]
 
 
 class Crew:
@@ -60,9 +75,7 @@ def test_batch(benchmark, context, op, impl, threads, n):
     if reason:
         pytest.skip(reason)
     population = context.population(n)
-    # each thread its own ids (on a shared buffer one finds what the other's misses fetched); one
-    # thread looks up both, so that its cache footprint is the same
-    buffers = [array("q", population.rng.choices(population.ids, k=BATCH_IDS)) for _ in range(2)]
+    buffers = _buffers(population)
     loop = compile_lookup_loop(design.statements[op], population.names(design))
     benchmark.group = f"{op} n={n} threads={threads}"
     benchmark.extra_info.update(impl=impl, op=op, n=n, threads=threads, ops=BATCH_IDS * len(buffers))

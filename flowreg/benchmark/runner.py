@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=positive_int,
-        help="threads for the batch suite's parallel run (default: CPU count, at least 2)",
+        help="threads for the batch suite's parallel run (default: the CPU count, 2 to 8)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
     parser.add_argument(
