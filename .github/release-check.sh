@@ -5,7 +5,8 @@
 #   2. the sdist holds the sources (.pyx, .pyi, .h, py.typed), every test file and README.md,
 #      and no generated .c/.so; the wheel holds all the package's code and the compiled core;
 #   3. the sdist installs in a fresh venv with no working C compiler (CC=false, checked first):
-#      pip shows setup.py's fallback message and `flowreg info` says implementation py;
+#      pip shows setup.py's fallback message and `flowreg info` says implementation py; with
+#      FLOWREG_REQUIRE_EXTENSION=1 the same install fails instead;
 #   4. FLOWREG_NO_EXTENSIONS=1 builds the pure py3-none-any wheel;
 #   5. for every CPython 3.10-3.13 found here (pyenv, else python3.1x on PATH), a wheel built
 #      for it installs in a fresh venv and passes the sdist's test suite with
@@ -106,11 +107,13 @@ check_python() {
     mkdir -p "$dir/wheel" "$dir/cwd"
     "$p" -m venv "$dir/venv"
     "$dir/venv/bin/python" -m pip install -q --upgrade pip
+    # FLOWREG_REQUIRE_EXTENSION: a failed compile fails the build, as in the wheels workflow.
     if [ "${tag%%-*}" = "$tool_abi" ]; then
-        "$tools/python" -m build --wheel --outdir "$work/dist" "$work/unpacked"
+        FLOWREG_REQUIRE_EXTENSION=1 "$tools/python" -m build --wheel --outdir "$work/dist" "$work/unpacked"
         cp "$work"/dist/flowreg-*.whl "$dir/wheel/"
     else
-        "$dir/venv/bin/python" -m pip wheel --no-deps --no-cache-dir -w "$dir/wheel" "$sdist"
+        FLOWREG_REQUIRE_EXTENSION=1 "$dir/venv/bin/python" -m pip wheel --no-deps --no-cache-dir \
+            -w "$dir/wheel" "$sdist"
     fi
     whl=$(one "$dir"/wheel/flowreg-*.whl)
     "$dir/venv/bin/python" -m pip install -q "${whl}[test]"
@@ -168,9 +171,16 @@ if (cd "$work/probe" && CC=false CXX=false LDSHARED=false "$tools/python" setup.
     fail "CC=false did not stop setuptools from compiling"
 fi
 "$tools/python" -m venv "$work/nocc"
+# FLOWREG_REQUIRE_EXTENSION=1 (.ci/run exports it) turns the fallback into a failed build.
+if CC=false CXX=false LDSHARED=false FLOWREG_REQUIRE_EXTENSION=1 "$work/nocc/bin/python" -m pip install \
+    -v --no-cache-dir "$sdist" >"$work/nocc-required.log" 2>&1; then
+    fail "the sdist installed without a compiler although FLOWREG_REQUIRE_EXTENSION=1"
+fi
+grep -q 'FLOWREG_REQUIRE_EXTENSION is set, so no fallback' "$work/nocc-required.log" ||
+    fail "pip's output lacks setup.py's FLOWREG_REQUIRE_EXTENSION message"
 # -v: pip hides a build backend's output otherwise; --no-cache-dir: no wheel built earlier.
-CC=false CXX=false LDSHARED=false "$work/nocc/bin/python" -m pip install -v --no-cache-dir "$sdist" \
-    >"$work/nocc.log" 2>&1 || {
+CC=false CXX=false LDSHARED=false FLOWREG_REQUIRE_EXTENSION='' "$work/nocc/bin/python" -m pip install -v \
+    --no-cache-dir "$sdist" >"$work/nocc.log" 2>&1 || {
     tail -n 40 "$work/nocc.log"
     fail "installing the sdist without a compiler"
 }
@@ -184,7 +194,7 @@ grep -qE '^implementation +py$' "$work/nocc-info.txt" || fail "flowreg info does
 if "$work/nocc/bin/python" -I -c 'import flowreg._registry' 2>/dev/null; then
     fail "a native core was installed without a compiler"
 fi
-ok "sdist without a compiler (CC=false): installs; pip -v shows the fallback message; flowreg info: py"
+ok "sdist without a compiler (CC=false): installs; pip -v shows the fallback message; flowreg info: py; fails with FLOWREG_REQUIRE_EXTENSION=1"
 
 step "FLOWREG_NO_EXTENSIONS=1: the pure wheel"
 FLOWREG_NO_EXTENSIONS=1 "$tools/python" -m pip wheel -q --no-deps --no-cache-dir -w "$work/pure" "$sdist" \

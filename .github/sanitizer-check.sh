@@ -43,8 +43,9 @@ sanitize="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-wrapv -fno
 # objects of an earlier build in build/, and the copy has no in-place build.
 bash .github/copy-tree.sh "$work/src"
 cd "$work/src"
-# CC=gcc: the compiler whose sanitizer runtimes are preloaded below.
-CC=gcc CFLAGS="$sanitize" LDFLAGS="$sanitize" FLOWREG_DEBUG_BUILD=1 \
+# CC=gcc: the compiler whose sanitizer runtimes are preloaded below.  FLOWREG_REQUIRE_EXTENSION:
+# a failed compile fails here, with the compiler's error, rather than at the ldd check.
+CC=gcc CFLAGS="$sanitize" LDFLAGS="$sanitize" FLOWREG_DEBUG_BUILD=1 FLOWREG_REQUIRE_EXTENSION=1 \
     python -m pip install -q --no-build-isolation --no-cache-dir ".[test]"
 
 # Found without importing it: loaded before the ASan runtime, it would abort.

@@ -38,7 +38,9 @@ NO_EXTENSIONS = bool(os.environ.get("FLOWREG_NO_EXTENSIONS")) or sys.implementat
 def _native() -> ModuleType | None:
     try:
         from . import _registry
-    except ImportError:  # not built (no compiler, or a pure wheel): the fallback serves
+    # ImportError: not built (no compiler, a pure wheel).  Anything else is a broken build
+    # (its module init raised): `import flowreg` must still work, on the fallback.
+    except Exception:
         return None
     return _registry
 

@@ -109,14 +109,18 @@ def test_version_comes_from_flowreg_version():
 
 
 @pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"), reason="needs a free-threaded build")
-def test_import_keeps_the_gil_disabled():
-    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
+@pytest.mark.skipif("c" not in flowreg.implementations(), reason="only an extension can enable the GIL")
+def test_import_keeps_the_gil_disabled(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_GIL", "FLOWREG_NO_EXTENSIONS")}
+    code = "import sys, flowreg; print(sys._is_gil_enabled(), flowreg.IMPLEMENTATION, flowreg.__file__)"
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", "import sys, flowreg; print(sys._is_gil_enabled())"],
+        [sys.executable, "-W", "error", "-c", code],
         capture_output=True,
         text=True,
         env=env,
+        # Not the checkout: there `python -c` would import the source tree, which has no native core.
+        cwd=tmp_path,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == f"False c {flowreg.__file__}"

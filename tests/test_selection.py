@@ -13,17 +13,30 @@ import flowreg
 # These start a fresh interpreter and look only at its output: nothing is shared that threads
 # could race on, and running them 4 times at once costs interpreter start-ups, not coverage.
 SUBPROCESS = pytest.mark.thread_unsafe(reason="a subprocess: nothing to gain from threads")
+# Without an importable native core these would see the fallback whatever they did.
+NEEDS_CORE = pytest.mark.skipif("c" not in flowreg.implementations(), reason="no native core here")
 
 
-def run(code, **env):
+def run(code, cwd, **env):
+    """Run code in a fresh interpreter and return what it printed; it must print nothing to stderr.
+
+    cwd must not hold a flowreg/: `python -c` puts the cwd first on sys.path, so from a checkout
+    it would import the source tree (no native core) instead of the package under test, which
+    the last line checks.
+    """
+    check = "\nimport flowreg as _flowreg\nprint(_flowreg.__file__)\n"
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code) + check],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    assert result.stderr == ""
+    *out, imported = result.stdout.splitlines()
+    assert imported == flowreg.__file__, "the subprocess imported another flowreg"
+    return "\n".join(out).strip()
 
 
 def test_implementation_is_consistent():
@@ -43,16 +56,19 @@ def test_implementation_is_consistent():
 
 
 @SUBPROCESS
-def test_no_extensions_forces_the_fallback():
+@NEEDS_CORE
+def test_no_extensions_forces_the_fallback(tmp_path):
     out = run(
         "import flowreg; print(flowreg.IMPLEMENTATION, flowreg.FlowRegistry.__module__)",
+        tmp_path,
         FLOWREG_NO_EXTENSIONS="1",
     )
     assert out == "py flowreg._registry_py"
 
 
 @SUBPROCESS
-def test_a_missing_extension_falls_back_silently():
+@NEEDS_CORE
+def test_a_missing_extension_falls_back_silently(tmp_path):
     out = run(
         """
         import sys, warnings
@@ -61,6 +77,38 @@ def test_a_missing_extension_falls_back_silently():
         import flowreg
         print(flowreg.IMPLEMENTATION, sorted(flowreg.implementations()))
         """,
+        tmp_path,
+        FLOWREG_NO_EXTENSIONS="",
+    )
+    assert out == "py ['py']"
+
+
+@SUBPROCESS
+@NEEDS_CORE
+def test_a_broken_extension_falls_back_silently(tmp_path):
+    """A native core whose import raises something else than ImportError: a broken build."""
+    out = run(
+        """
+        import importlib.abc, importlib.util, sys, warnings
+        warnings.simplefilter("error")
+
+        class BrokenCore(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+            def find_spec(self, name, path=None, target=None):
+                if name == "flowreg._registry":
+                    return importlib.util.spec_from_loader(name, self)
+                return None
+
+            def create_module(self, spec):
+                return None
+
+            def exec_module(self, module):
+                raise RuntimeError("the module's init failed")
+
+        sys.meta_path.insert(0, BrokenCore())
+        import flowreg
+        print(flowreg.IMPLEMENTATION, sorted(flowreg.implementations()))
+        """,
+        tmp_path,
         FLOWREG_NO_EXTENSIONS="",
     )
     assert out == "py ['py']"
@@ -88,7 +136,7 @@ def test_the_suite_fails_loudly_when_the_extension_is_required_but_missing(tmp_p
 
 
 @SUBPROCESS
-def test_core_import_needs_no_third_party_module():
+def test_core_import_needs_no_third_party_module(tmp_path):
     out = run(
         """
         import sys
@@ -96,7 +144,8 @@ def test_core_import_needs_no_third_party_module():
         import flowreg
         new = {m.split(".")[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)
         third_party = {m for m in new if not m.startswith(("_cython_", "cython_runtime"))}  # Cython's own
-        print(sorted(third_party))
-        """
+        print(flowreg.IMPLEMENTATION, sorted(third_party))
+        """,
+        tmp_path,
     )
-    assert out == "['flowreg']"
+    assert out == f"{flowreg.IMPLEMENTATION} ['flowreg']"  # the implementation in use here
