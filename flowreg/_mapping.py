@@ -8,8 +8,11 @@ same where it is not a matter of speed.
 from __future__ import annotations
 
 import copy
+import functools
+import reprlib
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from ._errors import FlowNotFound
@@ -24,12 +27,15 @@ __all__ = [
     "RegistryKeys",
     "RegistryValues",
     "bits_for",
+    "copy_registry",
     "deepcopy_registry",
     "id_error",
     "items_equal",
     "not_found",
     "registry_repr",
+    "registry_state",
     "restore",
+    "special_method",
     "update_pairs",
     "usable",
 ]
@@ -109,6 +115,25 @@ def not_found(fid: Any, storable: bool, pair: bool) -> FlowNotFound:
     return FlowNotFound(fid, f"flow ids are {kind}")
 
 
+def special_method(obj: object, name: str) -> Any:
+    """obj's special method `name` found as the interpreter finds one (on its type, then bound
+    by its descriptor, so a staticmethod works as in dict's __missing__), or ABSENT."""
+    cls = type(obj)
+    if not hasattr(cls, name):  # the common case, in the type's attribute cache
+        return ABSENT
+    for klass in cls.__mro__:
+        attr = vars(klass).get(name, ABSENT)
+        if attr is not ABSENT:
+            bind = getattr(type(attr), "__get__", None)
+            return attr if bind is None else bind(attr, obj, cls)
+    return ABSENT  # only on the metaclass: not a special method of obj
+
+
+@reprlib.recursive_repr()  # `...` for a view inside itself, as dict's views
+def _view_repr(view: Iterable[Any]) -> str:
+    return f"{type(view).__name__}({list(view)!r})"
+
+
 # Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
 class RegistryKeys(KeysView[_K]):
     """A set-like, live view of a registry's ids in dense order."""
@@ -121,8 +146,12 @@ class RegistryKeys(KeysView[_K]):
     def __reversed__(self) -> Iterator[_K]:
         return self._mapping._iter(0, True)  # type: ignore[attr-defined,no-any-return]
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self)!r})"
+    @property
+    def mapping(self) -> MappingProxyType[_K, Any]:
+        """A read-only proxy of the registry, as dict views have."""
+        return MappingProxyType(self._mapping)  # type: ignore[attr-defined]
+
+    __repr__ = _view_repr
 
 
 class RegistryValues(ValuesView[_V]):
@@ -136,11 +165,15 @@ class RegistryValues(ValuesView[_V]):
     def __reversed__(self) -> Iterator[_V]:
         return self._mapping._iter(1, True)  # type: ignore[attr-defined,no-any-return]
 
+    @property
+    def mapping(self) -> MappingProxyType[Any, _V]:
+        """A read-only proxy of the registry, as dict views have."""
+        return MappingProxyType(self._mapping)  # type: ignore[attr-defined]
+
     def __contains__(self, value: object) -> bool:
         return any(v is value or v == value for v in self)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self)!r})"
+    __repr__ = _view_repr
 
 
 class RegistryItems(ItemsView[_K, _V]):
@@ -154,6 +187,11 @@ class RegistryItems(ItemsView[_K, _V]):
     def __reversed__(self) -> Iterator[tuple[_K, _V]]:
         return self._mapping._iter(2, True)  # type: ignore[attr-defined,no-any-return]
 
+    @property
+    def mapping(self) -> MappingProxyType[_K, _V]:
+        """A read-only proxy of the registry, as dict views have."""
+        return MappingProxyType(self._mapping)  # type: ignore[attr-defined]
+
     def __contains__(self, item: object) -> bool:
         # Not ItemsView's: that one would call a subclass's __missing__.
         if not isinstance(item, tuple) or len(item) != 2:
@@ -161,8 +199,7 @@ class RegistryItems(ItemsView[_K, _V]):
         value = self._mapping.get(item[0], ABSENT)  # type: ignore[attr-defined]
         return value is not ABSENT and (value is item[1] or value == item[1])
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self)!r})"
+    __repr__ = _view_repr
 
 
 def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tuple[Any, Any]]:
@@ -189,9 +226,13 @@ def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tu
 
 def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
     """``dict.__eq__`` for a registry's item snapshot against any mapping."""
-    if len(items) != len(other):
+    get: Any
+    if isinstance(other, dict):  # read as dict's == reads one, whatever a subclass overrides
+        size, get = dict.__len__(other), functools.partial(dict.get, other)
+    else:
+        size, get = len(other), getattr(other, "get", None)
+    if len(items) != size:
         return False
-    get = getattr(other, "get", None)
     for key, value in items:
         if get is not None:
             theirs = get(key, ABSENT)
@@ -202,7 +243,7 @@ def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
                 theirs = other[key]
             except KeyError:
                 return False
-        if theirs is not value and not theirs == value:  # noqa: SIM201 (what dict compares with)
+        if value is not theirs and not value == theirs:  # noqa: SIM201 (dict's: mine == theirs)
             return False
     return True
 
@@ -224,14 +265,69 @@ def registry_repr(reg: object, items: Iterable[tuple[Any, Any]]) -> str:
     return f"{name}({{{body}}})"
 
 
-def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
-    """``copy.deepcopy``: same type (pickling goes through `restore`, which may not be)."""
-    cls: Any = type(reg)
-    new = cls.__new__(cls)  # like copy's reconstruction: a subclass's __init__ is not called
-    memo[id(reg)] = new  # before the values, which may contain the registry itself
-    state = getattr(reg, "__dict__", None)
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+
+
+
+def registry_state(reg: Any) -> Any:
+    """What pickle and copy keep of a registry besides its items: as of a dict subclass's
+    instance, its own ``__getstate__()``, else its ``__dict__`` and slots (None if neither).
+
+    The fallback's classes hide their slots from this walk and from copyreg's (see
+    `_registry_py`): its internals are never pickled, and both implementations keep the same.
+    """
+    cls = type(reg)
+    if getattr(cls, "__getstate__", _OBJECT_GETSTATE) is not _OBJECT_GETSTATE:
+        return reg.__getstate__()
+    state = getattr(reg, "__dict__", None) or None
+    slots = {}
+    for klass in cls.__mro__:  # the slot names copyreg._slotnames finds, mangled as it does
+        names = vars(klass).get("__slots__", ())
+        for name in [names] if isinstance(names, str) else names:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__") and klass.__name__.lstrip("_"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"
+            value = getattr(reg, name, ABSENT)
+            if value is not ABSENT:
+                slots[name] = value
+    return (state, slots) if slots else state
+
+
+def _apply_state(reg: Any, state: Any) -> None:
+    """Apply a `registry_state` as pickle does: a ``__setstate__``, else ``__dict__`` and slots."""
+    if state is None:
+        return
+    setstate = getattr(reg, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
     if state:
-        new.__dict__.update(copy.deepcopy(state, memo))
+        reg.__dict__.update(state)
+    for name, value in (slots or {}).items():
+        setattr(reg, name, value)
+
+
+def copy_registry(reg: Any) -> Any:
+    """``copy.copy`` as of a dict subclass's instance: its type's ``__new__`` (not ``__init__``),
+    its state, its items.  Not by pickling, whose `restore` may build the other implementation."""
+    cls: Any = type(reg)
+    new = cls.__new__(cls)
+    _apply_state(new, registry_state(reg))
+    new.update(reg)
+    return new
+
+
+def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy``: as `copy_registry`, with copies of the state and flows."""
+    cls: Any = type(reg)
+    new = cls.__new__(cls)
+    memo[id(reg)] = new  # before the values, which may contain the registry itself
+    state = registry_state(reg)
+    if state is not None:
+        _apply_state(new, copy.deepcopy(state, memo))
     new.update([(key, copy.deepcopy(flow, memo)) for key, flow in reg.snapshot()])
     return new
 

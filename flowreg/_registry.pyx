@@ -39,6 +39,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
+import copyreg
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -52,12 +53,15 @@ from ._mapping import (
     RegistryKeys,
     RegistryValues,
     bits_for,
+    copy_registry,
     deepcopy_registry,
     id_error,
     items_equal,
     not_found,
     registry_repr,
+    registry_state,
     restore,
+    special_method,
     update_pairs,
 )
 from ._singleflight import SingleFlight
@@ -1118,9 +1122,9 @@ cdef class _BaseRegistry:
                 return fr_owned(flow)
             _release(self, held)
         FR_BUMP(&self._c.misses, 1)
-        missing = getattr(type(self), "__missing__", None)
-        if missing is not None:
-            return missing(self, fid)
+        missing = special_method(self, "__missing__")
+        if missing is not ABSENT:
+            return missing(fid)
         raise not_found(fid, code == ID_OK, self._t.width == 2)
 
     @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
@@ -1350,7 +1354,8 @@ cdef class _BaseRegistry:
         n = self._t.size
         FR_STORE_SSIZE(&self._t.size, 0)
         self._hot = -1
-        self._version += 1
+        if n:  # clearing an empty registry does not change its ids: iterators go on
+            self._version += 1
         FR_BUMP(&self._c.deletes, n)
         _release(self, held)
         del old
@@ -1371,7 +1376,7 @@ cdef class _BaseRegistry:
         return type(self)(self)
 
     def __copy__(self):
-        return self.copy()
+        return copy_registry(self)
 
     def __deepcopy__(self, memo):
         return deepcopy_registry(self, memo)
@@ -1391,6 +1396,10 @@ cdef class _BaseRegistry:
         return new
 
     def __ror__(self, other):
+        if isinstance(other, _BaseRegistry):
+            # `reg | Sub()`: the left operand's | decides, as with dict (Python asks a Python
+            # subclass of an extension type for its reflected method first)
+            return other.__or__(self)
         if not isinstance(other, Mapping):
             return NotImplemented
         new = type(self)(other)
@@ -1426,7 +1435,8 @@ cdef class _BaseRegistry:
         items = iter(self.snapshot())
         if cls is FlowRegistry or cls is PairFlowRegistry:
             return (restore, (cls.__name__,), None, None, items)
-        return (cls, (), getattr(self, "__dict__", None) or None, None, items)
+        # as for a dict subclass: its __new__ without __init__, then the items and its state
+        return (copyreg.__newobj__, (cls,), registry_state(self), None, items)
 
     def snapshot(self):
         """A consistent list of (id, flow) pairs, taken under the read lock."""
@@ -1735,6 +1745,17 @@ cdef class _RegistryIter:
         if self._kind == 1:
             return value
         return (_key_object(r, key), value)
+
+    def __reduce__(self):
+        # As dict's iterators: what remains, read by a copy (this one stays where it is); one
+        # that a change invalidated raises next()'s RuntimeError.
+        cdef _RegistryIter rest
+        if self._done or self._reg is None:
+            return iter, ([],)
+        rest = _RegistryIter(self._reg, self._kind, self._reverse)
+        rest._version = self._version
+        rest._next = self._next
+        return iter, (list(rest),)
 
 
 cdef class FlowRegistry(_BaseRegistry):

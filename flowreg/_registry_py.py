@@ -15,6 +15,7 @@ check it again after reading, so an iterator never yields a torn entry.
 
 from __future__ import annotations
 
+import copyreg
 import operator
 import os
 import sys
@@ -36,12 +37,15 @@ from ._mapping import (
     RegistryKeys,
     RegistryValues,
     bits_for,
+    copy_registry,
     deepcopy_registry,
     id_error,
     items_equal,
     not_found,
     registry_repr,
+    registry_state,
     restore,
+    special_method,
     update_pairs,
     usable,
 )
@@ -131,6 +135,14 @@ class _RegistryIter:
                     return key if self._kind == 0 else flow if self._kind == 1 else (key, flow)
         raise RuntimeError(f"{type(reg).__name__} ids changed during iteration")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As dict's iterators: what remains, read by a copy (this one stays where it is); one
+        # that a change invalidated raises next()'s RuntimeError.
+        rest = _RegistryIter.__new__(_RegistryIter)
+        for name in _RegistryIter.__slots__:
+            setattr(rest, name, getattr(self, name))
+        return iter, (list(rest),)
+
 
 class _Storage:
     """The fallback's state, set up in __new__ so that subclasses need not call __init__."""
@@ -186,6 +198,11 @@ class _Storage:
         self._inserts = self._deletes = self._resizes = self._resets = 0
         _live[id(self)] = self
         return self
+
+
+# The slots exist once the class does: without the list, copyreg (pickle, copy,
+# object.__getstate__) and registry_state see a subclass's own slots only, as natively.
+del _Storage.__slots__
 
 
 class _BaseRegistry(_Storage):
@@ -251,9 +268,9 @@ class _BaseRegistry(_Storage):
             self._hits += 1
             return flow
         self._misses += 1
-        missing = getattr(type(self), "__missing__", None)
-        if missing is not None:
-            return missing(self, fid)
+        missing = special_method(self, "__missing__")
+        if missing is not ABSENT:
+            return missing(fid)
         raise self._not_found(fid, key)
 
     def get(self, fid: Any, default: Any = None, /) -> Any:
@@ -427,7 +444,8 @@ class _BaseRegistry(_Storage):
     def clear(self) -> None:
         """Remove every flow."""
         with self._lock:
-            self._version += 1
+            if self._keys:  # clearing an empty registry does not change its ids: iterators go on
+                self._version += 1
             # dropped after the lock is released, from the last in dense order, as natively
             old = [self._map[key] for key in self._keys]
             self._deletes += len(self._keys)
@@ -470,7 +488,7 @@ class _BaseRegistry(_Storage):
         return type(self)(self)
 
     def __copy__(self) -> Any:
-        return self.copy()
+        return copy_registry(self)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return deepcopy_registry(self, memo)
@@ -490,6 +508,10 @@ class _BaseRegistry(_Storage):
         return new
 
     def __ror__(self, other: Any) -> Any:
+        if isinstance(other, _BaseRegistry):
+            # `reg | Sub()`: the left operand's | decides, as with dict (natively, Python asks
+            # a Python subclass's reflected method first)
+            return other.__or__(self)
         if not isinstance(other, Mapping):
             return NotImplemented
         new = type(self)(other)
@@ -522,7 +544,8 @@ class _BaseRegistry(_Storage):
         items = iter(self.snapshot())
         if cls is FlowRegistry or cls is PairFlowRegistry:
             return (restore, (cls.__name__,), None, None, items)
-        return (cls, (), getattr(self, "__dict__", None) or None, None, items)
+        # as for a dict subclass: its __new__ without __init__, then the items and its state
+        return (copyreg.__newobj__, (cls,), registry_state(self), None, items)  # type: ignore[attr-defined]
 
     def snapshot(self) -> list[tuple[Any, Any]]:
         """A consistent list of (id, flow) pairs, taken under the read lock."""

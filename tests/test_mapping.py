@@ -2,7 +2,9 @@
 
 import asyncio
 import collections.abc
+import copy
 import gc
+import pickle
 import random
 import types
 import weakref
@@ -375,6 +377,29 @@ def test_views_repr(abc, flavor):
     assert repr(abc.items()) == f"RegistryItems({[(k(1), 'a'), (k(2), 'b'), (k(3), 'c')]!r})"
 
 
+def test_views_repr_of_a_view_inside_itself(flavor):
+    # `...` for the view itself, as dict's views: `{1: dict_values([...])}`
+    k, reg = flavor.k, flavor.cls()
+    reg[k(1)] = reg.values()
+    assert repr(reg) == f"{flavor.cls.__name__}({{{k(1)!r}: RegistryValues([...])}})"
+    reg[k(1)] = reg.items()
+    assert repr(reg[k(1)]) == f"RegistryItems([({k(1)!r}, ...)])"
+
+
+def test_views_mapping(new_abc, flavor):
+    # as dict's views (3.10+): a read-only, live proxy of the registry
+    abc = new_abc()
+    for view in (abc.keys(), abc.values(), abc.items()):
+        assert type(view.mapping) is MappingProxyType
+        assert view.mapping == abc
+        assert type(view.mapping.copy()) is flavor.cls
+        with pytest.raises(TypeError):
+            view.mapping[flavor.k(9)] = "i"
+    values = abc.values()
+    abc[flavor.k(4)] = "d"
+    assert values.mapping[flavor.k(4)] == "d"
+
+
 # --- copies and constructors
 
 
@@ -470,6 +495,30 @@ def test_ror(abc, flavor):
     assert list(new) == keys_of(flavor, 9, 1, 2, 3)
 
 
+def test_or_with_a_subclass_on_the_right_gives_the_left_operands_type(abc, flavor):
+    # as dict: `{} | DictSub()` is a dict.  Natively, Python calls a subclass's reflected __ror__
+    # first, which must not build the subclass (whose __init__ may not take the items).
+    k = flavor.k
+
+    class Sub(flavor.cls):
+        pass
+
+    class Named(flavor.cls):
+        def __init__(self, name, items=()):
+            super().__init__(items)
+            self.name = name
+
+    class SubSub(Sub):
+        pass
+
+    for right in (Sub({k(2): "B", k(4): "d"}), Named("n", {k(2): "B", k(4): "d"})):
+        new = abc | right
+        assert type(new) is flavor.cls
+        assert list(new.items()) == [(k(1), "a"), (k(2), "B"), (k(3), "c"), (k(4), "d")]
+    assert type(Sub({k(1): "a"}) | SubSub({k(2): "b"})) is Sub
+    assert type(Sub({k(1): "a"}) | abc) is Sub
+
+
 def test_ior(new_abc, flavor):
     abc = new_abc()
     k = flavor.k
@@ -502,6 +551,53 @@ def test_equality(abc, flavor):
     assert abc != {k(1): "a", k(2): "b", k(4): "c"}
     assert flavor.cls() == {}
     assert abc != {}
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+class NeverEqual:
+    def __eq__(self, other):
+        return False
+
+    __hash__ = None
+
+
+def test_equality_compares_the_left_operands_value_first(flavor):
+    # dict compares mine == theirs: the registry's value's __eq__ decides
+    k = flavor.k
+    for mine, theirs in ((AlwaysEqual, NeverEqual), (NeverEqual, AlwaysEqual)):
+        expected = {k(1): mine()} == {k(1): theirs()}
+        assert (flavor.cls({k(1): mine()}) == {k(1): theirs()}) is expected
+        assert (flavor.cls({k(1): mine()}) != {k(1): theirs()}) is not expected
+        assert (flavor.cls({k(1): mine()}) == flavor.cls({k(1): theirs()})) is expected
+
+
+class OddDict(dict):
+    """Overrides that dict's own == does not use."""
+
+    def get(self, key, default=None):
+        return "odd"
+
+    def __getitem__(self, key):
+        return "odd"
+
+    def __len__(self):
+        return 0
+
+
+def test_equality_with_a_dict_subclass_ignores_its_overrides(abc, flavor):
+    k = flavor.k
+    same = {k(1): "a", k(2): "b", k(3): "c"}
+    assert same == OddDict(same)  # dict's rule
+    assert abc == OddDict(same)
+    assert OddDict(same) == abc
+    assert abc != OddDict({k(1): "a", k(2): "b", k(3): "odd"})
+    assert abc != OddDict()
 
 
 @pytest.mark.parametrize("other", [[("x", 1)], 3, None, "abc", {1, 2, 3}])
@@ -662,6 +758,35 @@ def test_missing_only_used_by_getitem(Missing):
     assert reg.asked == []
 
 
+class CallableMissing:
+    """A callable without __get__: dict calls it with the key alone."""
+
+    def __call__(self, key):
+        return ("callable", key)
+
+
+MISSING_KINDS = {
+    "staticmethod": staticmethod(lambda key: ("static", key)),
+    "classmethod": classmethod(lambda cls, key: (cls.__name__, key)),
+    "callable-object": CallableMissing(),
+}
+
+
+@pytest.mark.parametrize("missing", MISSING_KINDS.values(), ids=MISSING_KINDS.keys())
+def test_missing_is_bound_as_dicts_is(Registry, missing):
+    # looked up on the type and bound by its descriptor, as special methods are
+    answers = [type("Sub", (base,), {"__missing__": missing})()[5] for base in (dict, Registry)]
+    assert answers[1] == answers[0]
+
+
+def test_missing_none_is_called_as_dicts_is(Registry):
+    class Sub(Registry):
+        __missing__ = None
+
+    with pytest.raises(TypeError, match="'NoneType' object is not callable"):
+        Sub()[5]
+
+
 # --- iteration while changing
 
 
@@ -754,6 +879,43 @@ def test_empty_iteration(flavor):
     reg = flavor.cls()
     for make_iter in ITERATORS.values():
         assert list(make_iter(reg)) == []
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+def test_clear_of_an_empty_registry_leaves_iterators_alone(flavor, make_iter):
+    # the ids did not change (dict's iterators carry on too)
+    reg = flavor.cls(capacity=100)
+    it = make_iter(reg)
+    reg.clear()
+    assert list(it) == []
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+def test_iterators_copy_and_pickle_what_remains(new_abc, make_iter):
+    # as dict's: (iter, (what remains,)), read without moving the iterator itself
+    abc = new_abc()
+    it = make_iter(abc)
+    next(it)
+    rest = list(make_iter(abc))[1:]
+    assert it.__reduce__() == (iter, (rest,))
+    assert list(copy.copy(it)) == rest
+    assert list(pickle.loads(pickle.dumps(it))) == rest
+    assert list(it) == rest
+    assert it.__reduce__() == (iter, ([],))  # exhausted
+    assert list(copy.copy(it)) == []
+
+
+@pytest.mark.parametrize("make_iter", ITERATORS.values(), ids=ITERATORS.keys())
+def test_iterators_invalidated_by_a_change_do_not_copy(new_abc, flavor, make_iter):
+    # dict's iterators raise next()'s RuntimeError too, rather than copy a list of what is not there
+    abc = new_abc()
+    it = make_iter(abc)
+    next(it)
+    abc[flavor.k(9)] = "i"
+    with pytest.raises(RuntimeError, match="changed during iteration"):
+        copy.copy(it)
+    with pytest.raises(RuntimeError, match="changed during iteration"):
+        pickle.dumps(it)
 
 
 @pytest.mark.c_ext

@@ -441,16 +441,23 @@ def test_pickle_loads_under_the_other_implementation(both, monkeypatch, name, ma
 _SUBCLASS_LOCK = threading.Lock()
 
 
-def make_subclass(base):
-    """A subclass pickle can find: a global of this module.
+def make_subclass(base, kind="Sub", **body):
+    """A subclass pickle can find: a global of this module, named after kind and base.
 
     Made once under a lock: threads running a test at once (pytest-run-parallel) must all get
     the class pickle finds, not each a class of their own that replaces the others'."""
-    name = f"Sub{base.__name__}_{base.__module__.replace('.', '_')}"
+    name = f"{kind}{base.__name__}_{base.__module__.replace('.', '_')}"
     with _SUBCLASS_LOCK:
         if name not in globals():
-            globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
+            globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name, **body})
         return globals()[name]
+
+
+def duplicates(reg):
+    """reg pickled with every protocol, copy.copy(reg) and copy.deepcopy(reg)."""
+    yield from (pickle.loads(pickle.dumps(reg, protocol)) for protocol in PROTOCOLS)
+    yield copy.copy(reg)
+    yield copy.deepcopy(reg)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -464,6 +471,75 @@ def test_subclass_pickle_keeps_class_and_dict(flavor, protocol):
     assert loaded.label == "mine"
     assert loaded.extra == {"n": 1}
     assert list(loaded.items()) == list(reg.items())
+
+
+def test_subclass_slots_are_kept(flavor):
+    # its own slots (mangled names too), as for a dict subclass; never the fallback's internal ones
+    Slotted = make_subclass(flavor.cls, "Slotted", __slots__=("tag", "__secret", "unset", "__dict__"))
+    secret = f"_{Slotted.__name__}__secret"
+    reg = Slotted(shuffled(flavor))
+    reg.tag = "T"
+    setattr(reg, secret, "S")
+    reg.label = "L"
+    state = ({"label": "L"}, {"tag": "T", secret: "S"})
+    assert reg.__reduce_ex__(2)[2] == state
+    if sys.version_info >= (3, 11):  # what an override's super().__getstate__() gets
+        assert object.__getstate__(reg) == state
+    for dup in duplicates(reg):
+        assert type(dup) is Slotted
+        assert (dup.tag, getattr(dup, secret), dup.label) == ("T", "S", "L")
+        assert not hasattr(dup, "unset")
+        assert list(dup.items()) == list(reg.items())
+
+
+def _state_without_lock(self):
+    return {name: value for name, value in vars(self).items() if name != "lock"}
+
+
+def _state_with_new_lock(self, state):
+    vars(self).update(state, lock=threading.Lock())
+
+
+def test_subclass_getstate_and_setstate_are_used(flavor):
+    Locked = make_subclass(
+        flavor.cls, "Locked", __getstate__=_state_without_lock, __setstate__=_state_with_new_lock
+    )
+    Trimmed = make_subclass(flavor.cls, "Trimmed", __getstate__=_state_without_lock)
+    for cls in (Locked, Trimmed):
+        reg = cls(shuffled(flavor))
+        reg.lock = threading.Lock()  # cannot be pickled or copied
+        reg.label = "L"
+        for dup in duplicates(reg):
+            assert type(dup) is cls
+            assert dup.label == "L"
+            assert list(dup.items()) == list(reg.items())
+            if cls is Locked:
+                assert type(dup.lock) is type(reg.lock) and dup.lock is not reg.lock
+            else:
+                assert not hasattr(dup, "lock")
+
+
+def test_subclass_copies_do_not_call_init(flavor):
+    # as for a dict subclass: the class's __new__, then its state and items; copy() alone
+    # is type(self)(self)
+    k, base = flavor.k, flavor.cls
+
+    def named_init(self, name, items=()):
+        base.__init__(self, items)
+        self.name = name
+
+    def seeded_init(self, *args):
+        base.__init__(self, *args)
+        self.setdefault(k(0), "seed")
+
+    named = make_subclass(base, "Named", __init__=named_init)("n", {k(1): "a"})
+    for dup in duplicates(named):
+        assert (type(dup), dup.name, list(dup.items())) == (type(named), "n", [(k(1), "a")])
+    seeded = make_subclass(base, "Seeded", __init__=seeded_init)({k(1): "a"})
+    del seeded[k(0)]
+    for dup in duplicates(seeded):
+        assert list(dup.items()) == [(k(1), "a")]
+    assert list(seeded.copy().items()) == [(k(1), "a"), (k(0), "seed")]
 
 
 # --- copy
@@ -505,7 +581,10 @@ def test_subclass_copy_and_deepcopy(flavor):
     Sub = make_subclass(flavor.cls)
     reg = Sub({flavor.k(1): ["a"]})
     reg.label = "mine"
-    assert type(copy.copy(reg)) is Sub
+    shallow = copy.copy(reg)
+    assert type(shallow) is Sub
+    assert shallow.label == "mine"  # as copy.copy of a dict subclass's instance
+    assert shallow[flavor.k(1)] is reg[flavor.k(1)]
     deep = copy.deepcopy(reg)
     assert type(deep) is Sub
     assert deep.label == "mine"
