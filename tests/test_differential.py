@@ -8,11 +8,12 @@ import contextlib
 import enum
 import operator
 import pickle
+import random
 from array import array
 from collections import namedtuple
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -580,27 +581,6 @@ class RegistryMachine(RuleBasedStateMachine):
         else:
             self.check(lambda r: [_step(lambda r, k=k: r.__delitem__(k), r) for k in ids])
 
-    @rule(
-        start=st.integers(-2500, 300),
-        n=st.integers(2048, 2600),  # the native core probes batches this long without the GIL
-        op=st.sampled_from(["insert", "get_many", "get_many_default", "contains_many", "delete_many"]),
-        as_buffer=st.booleans(),
-        data=st.data(),
-    )
-    def big_batch(self, start, n, op, as_buffer, data):
-        ids = [self.spec["wide"](start + i) for i in range(n)]
-        if op == "insert":
-            self.check(lambda r: r.update([(k, i) for i, k in enumerate(ids)]))
-            return
-        fids = self.buffer(data, ids) if as_buffer else ids
-        ops = {
-            "get_many": lambda r: r.get_many(fids),
-            "get_many_default": lambda r: r.get_many(fids, None),
-            "contains_many": lambda r: r.contains_many(fids),
-            "delete_many": lambda r: r.delete_many(fids),
-        }
-        self.check(ops[op])
-
     @rule(data=st.data(), v=values, fails=st.booleans())
     def get_or_create(self, data, v, fails):
         k = data.draw(self.ids())
@@ -726,6 +706,61 @@ class RegistryMachine(RuleBasedStateMachine):
             return first, _step(mutate, r), _step(lambda r: next(it), r), _step(lambda r: next(it), r)
 
         self.check(fn)
+
+
+def big_batch(machine, data, op, mix, as_buffer):
+    """One batch call of 2,048+ ids (the native core probes those without the GIL)."""
+    stored = list(machine.model.order)
+    n = data.draw(st.integers(2048, 2600))
+    start = data.draw(st.integers(-2500, 300))
+    ids = [machine.spec["wide"](start + i) for i in range(n)]
+    if mix == "stored only" and stored:  # every id found: get_many never stops early
+        ids = (stored * (n // len(stored) + 1))[:n]
+    elif mix == "stored and absent":
+        ids = stored + ids[: max(0, n - len(stored))]
+    random.Random(data.draw(st.integers(0, 2**32))).shuffle(ids)  # one draw, not one per id
+    fids = machine.buffer(data, ids) if as_buffer else ids
+    ops = {
+        "get_many": lambda r: r.get_many(fids),
+        "get_many_default": lambda r: r.get_many(fids, None),
+        "contains_many": lambda r: r.contains_many(fids),
+        "delete_many": lambda r: r.delete_many(fids),
+    }
+    machine.check(ops[op])
+
+
+# Big batches on tables of up to 3,000 ids, apart from the state machine: steps this big
+# would make shrinking the machine's failures take many minutes.
+@pytest.mark.thread_unsafe(reason="Hypothesis")
+@pytest.mark.parametrize("kind", ["FlowRegistry", "PairFlowRegistry"])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    # `both` only imports the two modules: nothing to reset between examples
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    data=st.data(),
+    stored=st.tuples(st.integers(-2500, 300), st.integers(0, 3000), st.sampled_from([1, 3, 2**40])),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["get_many", "get_many_default", "contains_many", "delete_many"]),
+            st.sampled_from(["range", "stored and absent", "stored only"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_big_batches(both, kind, data, stored, ops):
+    machine = RegistryMachine(both, kind)
+    start, n, stride = stored
+    ids = [machine.spec["wide"](start + i * stride) for i in range(n)]
+    machine.check(lambda r: r.update([(k, i) for i, k in enumerate(ids)]))
+    for op, mix, as_buffer in ops:
+        big_batch(machine, data, op, mix, as_buffer)
+        machine.same_state()
 
 
 # A Hypothesis state machine: Hypothesis runs one test in several threads at once only from
