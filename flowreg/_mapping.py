@@ -316,7 +316,8 @@ def copy_registry(reg: Any) -> Any:
     cls: Any = type(reg)
     new = cls.__new__(cls)
     _apply_state(new, registry_state(reg))
-    new.update(reg)
+    for key, flow in reg.snapshot():  # one by one, as copy and pickle store a dict's items
+        new[key] = flow
     return new
 
 
@@ -328,7 +329,8 @@ def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
     state = registry_state(reg)
     if state is not None:
         _apply_state(new, copy.deepcopy(state, memo))
-    new.update([(key, copy.deepcopy(flow, memo)) for key, flow in reg.snapshot()])
+    for key, flow in reg.snapshot():
+        new[key] = copy.deepcopy(flow, memo)
     return new
 
 

@@ -365,8 +365,13 @@ def test_bench_list_beyond_its_limit_is_reported_as_skipped(capsys):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_bench_ctrl_c_prints_what_was_measured_and_exits_130(tmp_path):
     path = tmp_path / "partial.json"
+    # A shell ignores SIGINT in its background jobs, and the child would inherit that: take it back.
+    child = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from flowreg.cli import main; sys.exit(main())"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowreg", "bench", "--quick", "--suites", "original", "--json", str(path)],
+        [sys.executable, "-c", child, "bench", "--quick", "--suites", "original", "--json", str(path)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

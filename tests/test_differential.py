@@ -213,10 +213,11 @@ class Model:
             self[k] = v
 
     def clear(self):
+        if self.d:  # clearing nothing leaves the ids, and iterators, as they were
+            self.version += 1
         self.d.clear()
         self.order.clear()
         self.pos.clear()
-        self.version += 1
 
     def copy(self):
         return type(self)(self.items())

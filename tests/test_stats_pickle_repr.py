@@ -591,6 +591,18 @@ def test_subclass_copy_and_deepcopy(flavor):
     assert deep[flavor.k(1)] == ["a"]
 
 
+def test_copies_store_items_as_pickle_does(flavor):
+    # pickle, copy.copy and copy.deepcopy all store a subclass's items through its __setitem__,
+    # as they do a dict subclass's
+    def __setitem__(self, key, value):
+        flavor.cls.__setitem__(self, key, value.upper())
+
+    Upper = make_subclass(flavor.cls, "Upper", __setitem__=__setitem__)
+    reg = Upper()
+    flavor.cls.__setitem__(reg, flavor.k(1), "a")  # stored as is
+    assert [dict(dup) for dup in duplicates(reg)] == [{flavor.k(1): "A"}] * (len(PROTOCOLS) + 2)
+
+
 # --- repr
 
 
