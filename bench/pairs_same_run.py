@@ -30,9 +30,9 @@ def trial(n: int, ids: str) -> Trial:
     stores = {"dict": flows} | {
         impl: ns.PairFlowRegistry(flows, capacity=n) for impl, ns in flowreg.implementations().items()
     }
-    subjects = [
-        Subject(impl, impl, lookup_runner(compile_lookup_loop("s[k]", {"s": store}), KeyCursor(pool)))
-        for impl, store in stores.items()
+    subjects = [  # each its own walk through the pool: none runs on keys another just read
+        Subject(impl, impl, lookup_runner(compile_lookup_loop("s[k]", {"s": store}), KeyCursor(pool, i)))
+        for i, (impl, store) in enumerate(stores.items())
     ]
     empty = lookup_runner(compile_lookup_loop("pass", {}), KeyCursor(pool))
     return Trial("pairs", ("get",), n, ids, subjects, overhead=empty)

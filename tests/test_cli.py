@@ -114,6 +114,7 @@ def test_bench_json_document_shape(tiny_run):
     _, document, _ = tiny_run
     assert document["schema"] == SCHEMA
     assert document["interrupted"] is False
+    assert document["errors"] == []
     env = document["environment"]
     for key in ("flowreg", "implementation", "available", "python", "cpu_count", "timestamp", "argv"):
         assert key in env, key
@@ -496,11 +497,87 @@ def test_harness_rejects_names_it_would_shadow():
 
 
 def test_key_cursor_walks_distinct_slices():
-    cursor = harness.KeyCursor(list(range(10)), start=8)
+    cursor = harness.KeyCursor(list(range(10)))
+    assert cursor.take(8) == (list(range(8)), 1)
     assert cursor.take(4) == ([8, 9, 0, 1], 1)
     assert cursor.take(2) == ([2, 3], 1)
     keys, loops = cursor.take(25)
     assert (len(keys), loops) == (10, 2)
+
+
+def test_key_cursors_with_seeds_walk_the_blocks_in_their_own_orders():
+    block = harness.KeyCursor.BLOCK
+    pool = list(range(10 * block + 7))
+    walks = [harness.KeyCursor(pool, seed).pool for seed in (1, 2)]
+    for walk in walks:
+        assert sorted(walk) == pool and walk != pool
+        for start in range(0, len(pool), block):  # each block whole, in its order
+            chunk = pool[start : start + block]
+            assert walk[walk.index(start) :][: len(chunk)] == chunk
+    assert walks[0] != walks[1]
+    assert harness.KeyCursor(pool[:block], 1).pool == pool[:block]  # one block: nothing to reorder
+
+
+def test_harness_reports_a_subject_that_raises_and_measures_the_others():
+    def costing(ns):
+        return lambda amount: [(ns * amount, amount)]
+
+    def failing_after(calls, ns):
+        count = itertools.count()
+
+        def run(amount):
+            if next(count) >= calls:
+                raise MemoryError("out of memory\nsecond line")
+            return [(ns * amount, amount)]
+
+        return run
+
+    settings = harness.Settings(runs=5, target_ns=200_000, warmups=1)
+    for calls in (0, 3, 12):  # while calibrating, warming up, or timing
+        subjects = [
+            harness.Subject("dict", "dict", costing(11)),
+            harness.Subject("bad", "bad", failing_after(calls, 21)),
+            harness.Subject("slow", "slow", costing(31)),
+        ]
+        trial = harness.Trial("t", ("get",), 2, "same", subjects, costing(1), fields={"threads": 1})
+        rows = harness.measure(trial, settings)
+        assert [(r.impl, r.median_ns, r.ratio_to_dict, r.skipped, r.threads) for r in rows] == [
+            ("dict", 10, 1.0, None, 1),
+            ("bad", None, None, "failed: MemoryError: out of memory", 1),
+            ("slow", 30, 3.0, None, 1),
+        ], calls
+        assert rows[2].runs == settings.runs
+
+    # the baseline failing: the others are measured, without a ratio
+    subjects = [harness.Subject("dict", "dict", failing_after(0, 11)), harness.Subject("c", "c", costing(31))]
+    rows = harness.measure(harness.Trial("t", ("get",), 2, "same", subjects, costing(1)), settings)
+    assert [(r.impl, r.median_ns, r.ratio_to_dict) for r in rows] == [("dict", None, None), ("c", 30, None)]
+    assert rows[0].skipped == "failed: MemoryError: out of memory"
+
+
+def test_bench_a_step_that_raises_is_reported_and_the_run_goes_on(capsys, tmp_path, monkeypatch):
+    from flowreg.benchmark import runner
+    from flowreg.benchmark.context import Step
+
+    def broken_suite(ctx):
+        def boom():
+            raise ZeroDivisionError("a bug in a suite")
+
+        return [Step("broken: one", boom)]
+
+    monkeypatch.setitem(runner.SUITES, "broken", broken_suite)
+    path = tmp_path / "out.json"
+    args = ["--suites", "broken,original", "--ops", "get", "--sizes", "21", "--json", str(path)]
+    code = main(["bench", "--tiny", *args])
+    captured = capsys.readouterr()
+    assert code == 1
+    error = "broken: one: failed: ZeroDivisionError: a bug in a suite"
+    assert f"flowreg bench: step failed, {error}" in captured.err
+    assert "Traceback" not in captured.err
+    assert "original:" in captured.out  # the step after it ran
+    document = json.loads(path.read_text())
+    assert document["errors"] == [error]
+    assert {r["op"] for r in document["results"]} == {"get"}
 
 
 def test_hot_sequence_has_the_exact_hit_ratio():

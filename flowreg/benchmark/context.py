@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .cases import ALL_DESIGNS, Design, MutationBatches, Population, fresh_copies
 from .profiles import Profile
-from .results import Row
+from .results import Row, failure_reason
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Context:
         try:
             return self.population(n).names(design), None
         except Exception as exc:  # installed but broken (e.g. a binary built for another Python)
-            return {}, f"failed: {type(exc).__name__}: {exc}"
+            return {}, failure_reason(exc)
 
     def designs(self, names: Iterable[str]) -> list[Design]:
         """The designs among names that the selection includes; dict, the baseline, always."""

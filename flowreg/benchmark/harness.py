@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import keyword
+import random
 import statistics
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +28,7 @@ from itertools import repeat
 from time import perf_counter_ns
 from typing import Any, cast
 
-from .results import Row
+from .results import Row, failure_reason
 
 #: One timed phase of a run: (elapsed ns, operations done in it).
 Phase = tuple[int, int]
@@ -123,51 +124,62 @@ def _per_op(phases: Sequence[Phase]) -> list[float]:
 
 
 def measure(trial: Trial, settings: Settings) -> list[Row]:
-    """Time every subject of the trial (see the module docstring) and return its rows."""
-    subjects = trial.subjects
-    amounts = {s.key: calibrate(s.run, settings.target_ns) for s in subjects}
+    """Time every subject of the trial (see the module docstring) and return its rows.
+
+    A subject that raises is dropped from the trial and reported as failed; the others go on.
+    """
+    failures: dict[str, Exception] = {}
+    amounts = {}
+    for s in trial.subjects:
+        try:
+            amounts[s.key] = calibrate(s.run, settings.target_ns)
+        except Exception as exc:
+            failures[s.key] = exc
     # the empty loop needs less time to be resolved: it is cheap and steady
     overhead_amount = calibrate(trial.overhead, settings.target_ns // 4) if trial.overhead else 0
-    for _ in range(settings.warmups):
-        for s in subjects:
-            s.run(amounts[s.key])
-
     nphases = len(trial.ops)
-    net: dict[str, list[list[float]]] = {s.key: [[] for _ in range(nphases)] for s in subjects}
+    net: dict[str, list[list[float]]] = {s.key: [[] for _ in range(nphases)] for s in trial.subjects}
     ops_per_run: dict[str, int] = {}
-    for r in range(settings.runs):
-        order = subjects[r % len(subjects) :] + subjects[: r % len(subjects)]
+    for r in range(-settings.warmups, settings.runs):
+        subjects = [s for s in trial.subjects if s.key not in failures]
+        order = subjects[r % max(1, len(subjects)) :] + subjects[: r % max(1, len(subjects))]
+        raw: dict[str, Sequence[Phase]] = {}
         with gc_paused():
             overhead = _per_op(trial.overhead(overhead_amount)) if trial.overhead else [0.0] * nphases
-            raw = {s.key: s.run(amounts[s.key]) for s in order}
-        for s in subjects:
-            ops_per_run[s.key] = raw[s.key][0][1]
-            for i, per_op in enumerate(_per_op(raw[s.key])):
-                net[s.key][i].append(max(0.0, per_op - overhead[i]))
+            for s in order:
+                try:
+                    raw[s.key] = s.run(amounts[s.key])
+                except Exception as exc:
+                    failures[s.key] = exc
+        if r < 0:
+            continue  # a warmup run
+        for key, phases in raw.items():
+            if key in failures:
+                continue
+            ops_per_run[key] = phases[0][1]
+            for i, per_op in enumerate(_per_op(phases)):
+                net[key][i].append(max(0.0, per_op - overhead[i]))
 
     rows = []
-    for s in subjects:
+    for s in trial.subjects:
         for i, op in enumerate(trial.ops):
             if trial.report_ops is not None and op not in trial.report_ops:
                 continue
-            samples = net[s.key][i]
-            row = Row(
-                suite=trial.suite,
-                op=op,
-                n=trial.n,
-                ids=trial.ids,
-                impl=s.impl,
-                median_ns=statistics.median(samples),
-                spread_pct=spread_pct(samples),
-                runs=len(samples),
-                loops=ops_per_run[s.key],
-            )
+            row = Row(suite=trial.suite, op=op, n=trial.n, ids=trial.ids, impl=s.impl)
+            if s.key in failures:
+                row.skipped = failure_reason(failures[s.key])
+            else:
+                samples = net[s.key][i]
+                row.median_ns = statistics.median(samples)
+                row.spread_pct = spread_pct(samples)
+                row.runs = len(samples)
+                row.loops = ops_per_run[s.key]
+                for name, ref in s.references.items():
+                    if ref in net and ref not in failures:
+                        ratios = [a / b for a, b in zip(samples, net[ref][i], strict=True) if b > 0]
+                        setattr(row, name, statistics.median(ratios) if ratios else None)
             for name, value in {**trial.fields, **s.fields}.items():
                 setattr(row, name, value)
-            for name, ref in s.references.items():
-                if ref in net:
-                    ratios = [a / b for a, b in zip(samples, net[ref][i], strict=True) if b > 0]
-                    setattr(row, name, statistics.median(ratios) if ratios else None)
             rows.append(row)
     return rows
 
@@ -233,12 +245,20 @@ class KeyCursor:
     A run that needs fewer keys than the pool holds gets the next slice (wrapping around), so
     at large n successive runs touch different entries and the caches do not flatter the
     result; a run that needs more walks the whole pool several times (small n: all in cache
-    anyway).
+    anyway). Give the subjects of a trial different seeds: each then walks the pool's blocks in
+    its own random order (keeping the order within a block, which hot-cache sequences need), so
+    a subject meets the keys another has just read no more often than chance has it.
     """
 
-    def __init__(self, pool: Sequence[object], start: int = 0) -> None:
+    BLOCK = 4096
+
+    def __init__(self, pool: Sequence[object], seed: int | None = None) -> None:
+        if seed is not None and len(pool) > self.BLOCK:
+            blocks = [pool[i : i + self.BLOCK] for i in range(0, len(pool), self.BLOCK)]
+            random.Random(seed).shuffle(blocks)
+            pool = [key for block in blocks for key in block]
         self.pool = pool
-        self.position = start % max(1, len(pool))
+        self.position = 0
 
     def take(self, amount: int) -> tuple[Sequence[object], int]:
         """(keys, loops) doing about ``amount`` lookups."""

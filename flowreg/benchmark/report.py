@@ -8,6 +8,7 @@ JSON document (``--json PATH``)::
                       "profile": "quick", "runs": 5, "target_ms": 10, "threads": 2,
                       "seconds": 21.3},
       "interrupted": false,
+      "errors": ["<step>: failed: <exception>", ...],
       "results": [
         {"suite": "original", "op": "switch", "n": 21, "ids": "fresh", "impl": "c",
          "median_ns": 31.2, "spread_pct": 2.1, "ratio_to_dict": 0.41, "runs": 5,
@@ -20,9 +21,10 @@ JSON document (``--json PATH``)::
 
 Rows always have the keys suite, op, n, ids, impl, median_ns, spread_pct, ratio_to_dict, runs,
 loops (operations timed per run) and skipped (null, or why the row was not measured, with
-median_ns null). Suite-specific keys, present only where they apply: threads and
-ratio_to_1_thread (batch), hit_ratio (hot-cache), ratio_to_lock (locks), bytes_per_entry
-(memory; median_ns is null there).
+median_ns null; "failed: <exception>" for a design that raised while built or timed).
+"errors" lists the steps that raised outside any design (none: an empty list). Suite-specific
+keys, present only where they apply: threads and ratio_to_1_thread (batch), hit_ratio
+(hot-cache), ratio_to_lock (locks), bytes_per_entry (memory; median_ns is null there).
 """
 
 from __future__ import annotations
@@ -304,12 +306,17 @@ def render_rich(rows: Sequence[Row], verdicts: Sequence[Verdict]) -> None:
 
 
 def json_document(
-    rows: Sequence[Row], verdicts: Sequence[Verdict], environment: dict[str, Any], interrupted: bool
+    rows: Sequence[Row],
+    verdicts: Sequence[Verdict],
+    environment: dict[str, Any],
+    interrupted: bool,
+    errors: Sequence[str] = (),
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "environment": environment,
         "interrupted": interrupted,
+        "errors": list(errors),
         "results": [r.to_json() for r in rows],
         "verdicts": [v.to_json() for v in verdicts],
     }

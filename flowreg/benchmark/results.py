@@ -56,6 +56,12 @@ class Row:
         return out
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A row's skip reason for a design that raised: the exception's type and first line."""
+    first_line = str(exc).strip().partition("\n")[0]
+    return f"failed: {type(exc).__name__}: {first_line}" if first_line else f"failed: {type(exc).__name__}"
+
+
 def skipped(suite: str, op: str, n: int, ids: str | None, impl: str, reason: str) -> Row:
     return Row(suite=suite, op=op, n=n, ids=ids, impl=impl, skipped=reason)
 

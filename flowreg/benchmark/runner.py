@@ -21,7 +21,7 @@ from .harness import gc_paused
 from .memory import memory_steps
 from .profiles import MS, PROFILES
 from .progress import Progress, make_progress
-from .results import Row, Verdict
+from .results import Row, Verdict, failure_reason
 from .suites import hot_cache_steps, lock_steps, original_steps, peer_steps
 from .verdicts import compute
 
@@ -133,12 +133,17 @@ class Outcome:
     verdicts: list[Verdict]
     interrupted: bool
     seconds: float
+    errors: list[str]  # steps that raised: a bug in the benchmark, not a design's failure
 
 
 def run_steps(ctx: Context, progress: Progress) -> Outcome:
-    """Run every planned step; Ctrl-C stops after what is done (and restores gc, see harness)."""
+    """Run every planned step; Ctrl-C stops after what is done (and restores gc, see harness).
+
+    A step that raises is recorded in Outcome.errors and the run goes on with the next one.
+    """
     started = time.monotonic()
     rows: list[Row] = []
+    errors: list[str] = []
     interrupted = False
     try:
         steps = [step for suite in ctx.selection.suites for step in SUITES[suite](ctx)]
@@ -148,13 +153,16 @@ def run_steps(ctx: Context, progress: Progress) -> Outcome:
         with gc_paused():
             for step in steps:
                 progress.advance(step.label)
-                rows += step.run()
+                try:
+                    rows += step.run()
+                except Exception as exc:
+                    errors.append(f"{step.label}: {failure_reason(exc)}")
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.stop()
         ctx.release()
-    return Outcome(rows, compute(rows), interrupted, time.monotonic() - started)
+    return Outcome(rows, compute(rows), interrupted, time.monotonic() - started, errors)
 
 
 def environment(ctx: Context, argv: Sequence[str]) -> dict[str, Any]:
@@ -207,12 +215,18 @@ def bench(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     sys.stdout.flush()
     status = 0
     if args.json is not None:
-        document = report.json_document(outcome.rows, outcome.verdicts, env, outcome.interrupted)
+        document = report.json_document(
+            outcome.rows, outcome.verdicts, env, outcome.interrupted, outcome.errors
+        )
         status |= _written(args.json, "results", lambda: report.write_json(args.json, document))
     if args.plot is not None:
         status |= _written(args.plot, "plot", lambda: report.write_plot(args.plot, outcome.rows, env))
     if not (_rich_available() and report.matplotlib_available()):
         print(f"hint: {BENCH_EXTRA_HINT} adds rich tables, --plot and the peer libraries", file=sys.stderr)
+    for error in outcome.errors:
+        print(f"flowreg bench: step failed, {error}", file=sys.stderr)
+    if outcome.errors:
+        status = 1
     if outcome.interrupted:
         print("interrupted: the results above are what was measured before Ctrl-C", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -76,8 +76,8 @@ def _lookup_step(
         subjects = []
         for i, (design, names) in enumerate(chosen):
             loop = compile_lookup_loop(design.statements[op], names)
-            # each subject starts elsewhere in the pool: no subject runs on keys another warmed
-            cursor = KeyCursor(keys, i * len(keys) // max(1, len(chosen)))
+            # each subject its own walk through the pool: none runs on keys another just warmed
+            cursor = KeyCursor(keys, seed=ctx.selection.seed * 1_000 + i)
             runner = lookup_runner(loop, cursor)
             subjects.append(
                 Subject(design.impl, design.impl, runner, references or {"ratio_to_dict": "dict"})
