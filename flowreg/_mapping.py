@@ -8,6 +8,7 @@ same where it is not a matter of speed.
 from __future__ import annotations
 
 import copy
+import copyreg
 import functools
 import reprlib
 import threading
@@ -134,11 +135,50 @@ def _view_repr(view: Iterable[Any]) -> str:
     return f"{type(view).__name__}({list(view)!r})"
 
 
+_IMPLEMENTATIONS = ("flowreg._registry", "flowreg._registry_py")
+_registry_classes: set[type] = set()  # the implementations' classes met below (a handful)
+
+
+def _registry_base(cls: type) -> Any:
+    """The first of the implementations' own classes in a registry class's MRO: the class itself
+    for FlowRegistry and PairFlowRegistry, the one a subclass derives from otherwise.
+
+    Its methods are the registry's own, whatever a subclass overrides: the views read the
+    registry through them, as dict's views read a dict's storage, not its subclass's methods.
+    """
+    mro = cls.__mro__
+    for klass in mro:
+        if klass in _registry_classes:
+            return klass
+    for klass in mro:
+        if getattr(klass, "__module__", None) in _IMPLEMENTATIONS:
+            _registry_classes.add(klass)
+            return klass
+    raise TypeError(f"not a flowreg registry: {cls.__name__!r}")
+
+
+def _view_len(view: Any) -> int:
+    reg = view._mapping
+    cls = type(reg)
+    if cls in _registry_classes:  # FlowRegistry or PairFlowRegistry itself: no overrides
+        return len(reg)
+    return _registry_base(cls).__len__(reg)  # type: ignore[no-any-return]
+
+
 # Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
 class RegistryKeys(KeysView[_K]):
     """A set-like, live view of a registry's ids in dense order."""
 
     __slots__ = ()
+
+    __len__ = _view_len
+
+    def __contains__(self, key: object) -> bool:
+        reg = self._mapping  # type: ignore[attr-defined]
+        cls = type(reg)
+        if cls in _registry_classes:
+            return key in reg
+        return _registry_base(cls).__contains__(reg, key)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[_K]:
         return self._mapping._iter(0, False)  # type: ignore[attr-defined,no-any-return]
@@ -158,6 +198,8 @@ class RegistryValues(ValuesView[_V]):
     """A live view of a registry's flows in dense order."""
 
     __slots__ = ()
+
+    __len__ = _view_len
 
     def __iter__(self) -> Iterator[_V]:
         return self._mapping._iter(1, False)  # type: ignore[attr-defined,no-any-return]
@@ -181,6 +223,8 @@ class RegistryItems(ItemsView[_K, _V]):
 
     __slots__ = ()
 
+    __len__ = _view_len
+
     def __iter__(self) -> Iterator[tuple[_K, _V]]:
         return self._mapping._iter(2, False)  # type: ignore[attr-defined,no-any-return]
 
@@ -193,10 +237,15 @@ class RegistryItems(ItemsView[_K, _V]):
         return MappingProxyType(self._mapping)  # type: ignore[attr-defined]
 
     def __contains__(self, item: object) -> bool:
-        # Not ItemsView's: that one would call a subclass's __missing__.
+        # Not ItemsView's: that one would call __getitem__ (and a subclass's __missing__).
         if not isinstance(item, tuple) or len(item) != 2:
             return False
-        value = self._mapping.get(item[0], ABSENT)  # type: ignore[attr-defined]
+        reg = self._mapping  # type: ignore[attr-defined]
+        cls = type(reg)
+        if cls in _registry_classes:
+            value = reg.get(item[0], ABSENT)
+        else:
+            value = _registry_base(cls).get(reg, item[0], ABSENT)
         return value is not ABSENT and (value is item[1] or value == item[1])
 
     __repr__ = _view_repr
@@ -266,6 +315,8 @@ def registry_repr(reg: object, items: Iterable[tuple[Any, Any]]) -> str:
 
 
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+
+# What copy.copy and copy.deepcopy call with what they reduced (in every CPython 3 to date).
+_reconstruct: Any = copy._reconstruct  # type: ignore[attr-defined]
 
 
 def registry_state(reg: Any) -> Any:
@@ -310,9 +361,40 @@ def _apply_state(reg: Any, state: Any) -> None:
         setattr(reg, name, value)
 
 
+def _reduced_for_copy(reg: Any) -> Any:
+    """What `copy.copy` and `copy.deepcopy` would reduce reg to if it were a dict subclass's
+    instance, where that is not what the registry's own ``__reduce__`` gives; else ABSENT.
+
+    Of a dict subclass's instance they take a `copyreg` entry for its class, else its
+    ``__reduce_ex__(4)``, which is object's unless overridden and calls an overridden
+    ``__reduce__``. Where neither is the subclass's own, they would reduce it as the
+    registry's ``__reduce__`` does, and `copy_registry` copies it the same way (without
+    `restore`, which may build the other implementation). FlowRegistry and PairFlowRegistry
+    themselves are copied so whatever copyreg says, as dict is.
+    """
+    cls: Any = type(reg)
+    base = _registry_base(cls)
+    if base is cls:  # FlowRegistry, PairFlowRegistry
+        return ABSENT
+    own_reduce = False
+    for klass in cls.__mro__:  # the classes before the registry's: the subclass and its mixins
+        if klass is base:
+            break
+        if "__reduce_ex__" in klass.__dict__ or "__reduce__" in klass.__dict__:
+            own_reduce = True
+            break
+    reductor = copyreg.dispatch_table.get(cls)
+    if reductor is not None:
+        return reductor(reg)
+    return reg.__reduce_ex__(4) if own_reduce else ABSENT
+
+
 def copy_registry(reg: Any) -> Any:
     """``copy.copy`` as of a dict subclass's instance: its type's ``__new__`` (not ``__init__``),
     its state, its items.  Not by pickling, whose `restore` may build the other implementation."""
+    reduced = _reduced_for_copy(reg)
+    if reduced is not ABSENT:  # a subclass reducing its own way: as copy.copy of a dict subclass
+        return reg if isinstance(reduced, str) else _reconstruct(reg, None, *reduced)
     cls: Any = type(reg)
     new = cls.__new__(cls)
     _apply_state(new, registry_state(reg))
@@ -323,6 +405,9 @@ def copy_registry(reg: Any) -> Any:
 
 def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
     """``copy.deepcopy``: as `copy_registry`, with copies of the state and flows."""
+    reduced = _reduced_for_copy(reg)
+    if reduced is not ABSENT:
+        return reg if isinstance(reduced, str) else _reconstruct(reg, memo, *reduced)
     cls: Any = type(reg)
     new = cls.__new__(cls)
     memo[id(reg)] = new  # before the values, which may contain the registry itself

@@ -400,6 +400,68 @@ def test_views_mapping(new_abc, flavor):
     assert values.mapping[flavor.k(4)] == "d"
 
 
+def _odd_subclass(base, k):
+    """A subclass of base (dict or a registry) whose reads lie: views must not ask them."""
+
+    class Odd(base):
+        def __len__(self):
+            return 0
+
+        def __contains__(self, key):
+            return True
+
+        def __getitem__(self, key):
+            return base.__getitem__(self, key) + 1
+
+        def get(self, key, default=None):
+            return "get"
+
+        def __iter__(self):
+            return iter([k(99)])
+
+        def __reversed__(self):
+            return iter([k(98)])
+
+        def __eq__(self, other):
+            return True
+
+        __hash__ = None  # type: ignore[assignment]
+
+    return Odd({k(1): 10, k(2): 20})
+
+
+def _what_views_say(m, k):
+    keys, values, items = m.keys(), m.values(), m.items()
+    both, other = {k(1), k(5)}, {(k(1), 10), (k(5), 50)}
+    return {
+        "len": (len(keys), len(values), len(items)),
+        "in keys": (k(1) in keys, k(5) in keys, "x" in keys),
+        "in values": (10 in values, 11 in values, "get" in values),
+        "in items": ((k(1), 10) in items, (k(1), 11) in items, (k(5), "get") in items),
+        "iteration": (list(keys), list(values), list(items)),
+        "reversed": (list(reversed(keys)), list(reversed(values)), list(reversed(items))),
+        "keys ops": (keys & both, keys | both, keys - both, keys ^ both, both - keys, both & keys),
+        "items ops": (items & other, items | other, items - other, items ^ other, other - items),
+        "disjoint": (keys.isdisjoint(both), keys.isdisjoint({k(5)}), items.isdisjoint(other)),
+        "keys compare": (keys == {k(1), k(2)}, keys == {k(1)}, keys <= both | {k(2)}, keys < {k(1), k(2)}),
+        "items compare": (items == {(k(1), 10), (k(2), 20)}, items >= {(k(1), 10)}, items == set()),
+        "views compare": (keys == {k(1): 0, k(2): 0}.keys(), items == {k(1): 10, k(2): 20}.items()),
+        "mapping": tuple(
+            (type(view.mapping), len(view.mapping), view.mapping[k(1)], k(5) in view.mapping)
+            for view in (keys, values, items)
+        ),
+    }
+
+
+def test_views_of_a_subclass_read_the_registry_not_its_overrides(flavor):
+    # dict's views read the dict itself, never a subclass's __len__, __contains__, __getitem__,
+    # get, __iter__ or __reversed__; view.mapping is a proxy of the subclass, overrides and all
+    k = flavor.k
+    expected = _what_views_say(_odd_subclass(dict, k), k)
+    got = _what_views_say(_odd_subclass(flavor.cls, k), k)
+    assert got == expected
+
+
 # --- copies and constructors
 
 
@@ -429,6 +491,71 @@ def test_fromkeys(flavor):
     assert reg[k(4)] is marker
     with pytest.raises(TypeError):
         flavor.cls.fromkeys([k(1), "x"])
+
+
+def _recording_subclass(base, calls, fix=lambda key: key):
+    """A subclass of base (dict or a registry) that records its calls; __setitem__ stores fix(key)."""
+
+    class Recording(base):
+        def __init__(self, *args, **kwargs):
+            calls.append(("init", args, kwargs))
+            base.__init__(self, *args, **kwargs)
+
+        def __setitem__(self, key, value):
+            calls.append(("setitem", key, value))
+            base.__setitem__(self, fix(key), value)
+
+        def update(self, *args, **kwargs):
+            calls.append(("update", args, kwargs))
+            base.update(self, *args, **kwargs)
+
+    return Recording
+
+
+def _fromkeys_outcome(cls, calls, ids, *value):
+    del calls[:]
+    try:
+        made = cls.fromkeys(ids() if callable(ids) else ids, *value)
+    except Exception as error:  # the outcome, compared with dict's
+        return ("raised", type(error), list(calls))
+    return (type(made) is cls, list(made.items()), list(calls))
+
+
+def _ids_then_error(k):
+    yield k(2)
+    raise LookupError("the iterable failed")
+
+
+def test_fromkeys_of_a_subclass_stores_each_id_through_setitem(flavor):
+    # dict.fromkeys on a dict subclass: cls(), then one __setitem__ per id in order (update()
+    # never called), the ids passed as given; an iterable that fails stops it there
+    k = flavor.k
+    marker = object()
+    cases = [  # (what makes the ids, the value if given)
+        (lambda: [k(3), k(1), k(3)], ()),
+        (lambda: iter([k(2), k(4)]), (marker,)),
+        (list, ("v",)),
+        (lambda: _ids_then_error(k), ("v",)),
+    ]
+    for ids, value in cases:
+        outcomes = []
+        for base in (dict, flavor.cls):
+            calls = []
+            outcomes.append(_fromkeys_outcome(_recording_subclass(base, calls), calls, ids, *value))
+        assert outcomes[1] == outcomes[0]
+
+
+def test_fromkeys_of_a_subclass_lets_its_setitem_make_the_ids(Registry):
+    # a subclass whose __setitem__ turns what it is given into ids gets them, as a dict subclass
+    outcomes = []
+    for base in (dict, Registry):
+        calls = []
+        outcomes.append(_fromkeys_outcome(_recording_subclass(base, calls, int), calls, ["3", 1.0, "3"]))
+    assert outcomes[1] == outcomes[0]
+    calls = []
+    # a bad id raises where the registry's own __setitem__ meets it, as other stores do
+    outcome = _fromkeys_outcome(_recording_subclass(Registry, calls), calls, [1, "x", 2])
+    assert outcome == ("raised", TypeError, [("init", (), {}), ("setitem", 1, None), ("setitem", "x", None)])
 
 
 @pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())

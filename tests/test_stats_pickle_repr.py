@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+import copyreg
 import pickle
 import random
 import sys
@@ -589,6 +590,76 @@ def test_subclass_copy_and_deepcopy(flavor):
     assert type(deep) is Sub
     assert deep.label == "mine"
     assert deep[flavor.k(1)] == ["a"]
+
+
+class _ReduceMixin:
+    """Its __reduce__ (and __reduce_ex__ below) come before the registry's in a subclass's MRO."""
+
+    def __reduce__(self):
+        return _reduced(self, "mixin __reduce__")
+
+
+def _reduced(obj, how, *args):
+    """What the overrides below return: obj rebuilt with a mark, its items and one item more."""
+    obj.calls.append((how, args))
+    items = list(dict.items(obj)) if isinstance(obj, dict) else obj.snapshot()
+    return (type(obj), (), {"via": how, "shared": obj.shared}, None, iter([*items, (obj.extra, ["added"])]))
+
+
+def _reduce_ex(self, protocol):
+    return _reduced(self, "__reduce_ex__", protocol)
+
+
+def _reduce(self):
+    return _reduced(self, "__reduce__")
+
+
+def _reduce_to_a_name(self):
+    self.calls.append(("global name", ()))
+    return "a_global"  # copy and deepcopy return the object itself
+
+
+REDUCE_OVERRIDES = {
+    "__reduce_ex__": lambda bases: type("Sub", bases, {"__reduce_ex__": _reduce_ex}),
+    "__reduce__": lambda bases: type("Sub", bases, {"__reduce__": _reduce}),
+    "both": lambda bases: type("Sub", bases, {"__reduce__": _reduce, "__reduce_ex__": _reduce_ex}),
+    "mixin": lambda bases: type("Sub", (_ReduceMixin, *bases), {}),
+    "global name": lambda bases: type("Sub", bases, {"__reduce__": _reduce_to_a_name}),
+    "copyreg": lambda bases: type("Sub", bases, {}),  # copyreg.pickle(Sub, ...) below
+}
+
+
+def _copies_of(cls, k, monkeypatch, how):
+    if how == "copyreg":
+        monkeypatch.setitem(copyreg.dispatch_table, cls, lambda obj: _reduced(obj, "copyreg"))
+    obj = cls({k(1): ["a"]})
+    obj.calls, obj.shared, obj.extra = [], ["shared"], k(9)
+    outcome = []
+    for copier in (copy.copy, copy.deepcopy):
+        dup = copier(obj)
+        outcome.append(
+            (
+                type(dup) is cls,
+                dup is obj,
+                list(dup.items()),
+                {name: value for name, value in vars(dup).items() if name != "calls"},
+                dup[k(1)] is obj[k(1)],
+                getattr(dup, "shared", None) is obj.shared,
+                obj.calls,
+            )
+        )
+        obj.calls = []
+    return outcome
+
+
+@pytest.mark.parametrize("how", REDUCE_OVERRIDES.keys())
+def test_subclass_copies_use_its_own_reduce(flavor, monkeypatch, how):
+    # copy.copy and copy.deepcopy of a dict subclass's instance use its __reduce_ex__ (object's
+    # calls an overridden __reduce__) or a copyreg entry for its class: a registry subclass's too
+    k = flavor.k
+    expected = _copies_of(REDUCE_OVERRIDES[how]((dict,)), k, monkeypatch, how)
+    got = _copies_of(REDUCE_OVERRIDES[how]((flavor.cls,)), k, monkeypatch, how)
+    assert got == expected
 
 
 def test_copies_store_items_as_pickle_does(flavor):
