@@ -11,16 +11,23 @@ several ids is applied to `_map` by one C-level call (GIL builds) or by
 swapping in an updated copy (free-threaded builds), so readers see none or
 all of it.  Writers bump `_version` before touching `_keys`, and iterators
 check it again after reading, so an iterator never yields a torn entry.
+
+At exit CPython stops daemon threads for good where they next take the GIL,
+one inside a write with `_lock` held too.  `_lock` is the C RLock, `with` and
+all, until atexit runs (before any thread is stopped); from then on a `with`
+that finds it taken asks `sys.is_finalizing()` first, and raises the native
+core's RuntimeError rather than wait for a holder that will never let go.
 """
 
 from __future__ import annotations
 
+import atexit
 import copyreg
 import operator
 import os
 import sys
-import threading
 import weakref
+from _thread import RLock
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from types import GenericAlias
@@ -58,6 +65,42 @@ _INT64_MAX = (1 << 63) - 1
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # Live registries by id() (they are unhashable): their locks are reset after fork.
 _live: weakref.WeakValueDictionary[int, _Storage] = weakref.WeakValueDictionary()
+
+
+class _WriteLock(RLock):  # type: ignore[misc]  # typeshed calls RLock final; it is not
+    """A registry's write lock: the C RLock, `with` and all, until the interpreter exits."""
+
+    __slots__ = ("registry_name",)
+    registry_name: str  # type(registry).__name__, for the error of _enter_at_exit
+
+
+def _write_lock(reg: _Storage) -> _WriteLock:
+    lock = _WriteLock()  # (no arguments: PyPy's RLock takes none)
+    lock.registry_name = type(reg).__name__
+    return lock
+
+
+_acquire = RLock.acquire
+
+
+def _enter_at_exit(lock: _WriteLock) -> bool:
+    """_WriteLock.__enter__ once exit has begun: never wait for a holder the interpreter stopped."""
+    if not _acquire(lock, False):  # another thread holds it
+        if sys.is_finalizing():  # then this is the only thread left: the holder is stopped for good
+            raise RuntimeError(
+                f"{lock.registry_name}: the interpreter is exiting and the registry is locked by a "
+                "thread it stopped (a daemon thread): it cannot be used any more"
+            )
+        _acquire(lock)
+    return True
+
+
+@atexit.register
+def _at_exit() -> None:
+    # CPython runs atexit callbacks before it stops daemon threads (for good, where they next
+    # take the GIL, so a lock one holds is never released). Until then `with` runs the C RLock's
+    # own __enter__, at no cost; from now on a contended one asks whether the holder is stopped.
+    _WriteLock.__enter__ = _enter_at_exit  # type: ignore[assignment]
 
 
 def _int_id(o: Any) -> tuple[int, Any]:
@@ -169,7 +212,7 @@ class _Storage:
     _map: dict[Any, Any]  # id -> flow: what reads use
     _keys: list[Any]  # dense ids: entry i is the id at dense index i
     _pos: dict[Any, int]  # id -> dense index
-    _lock: threading.RLock
+    _lock: _WriteLock
     _bits: int
     _room: int  # usable(_bits): ids the simulated table holds before it grows
     _hot: Any  # the id of the last switch_flow hit
@@ -188,7 +231,7 @@ class _Storage:
         self._map = {}
         self._keys = []
         self._pos = {}
-        self._lock = threading.RLock()
+        self._lock = _write_lock(self)
         self._bits = MIN_BITS
         self._room = usable(MIN_BITS)
         self._hot = None
@@ -722,7 +765,7 @@ MutableMapping.register(PairFlowRegistry)
 
 def _after_fork_in_child() -> None:
     for reg in list(_live.values()):
-        reg._lock = threading.RLock()
+        reg._lock = _write_lock(reg)
 
 
 if hasattr(os, "register_at_fork"):

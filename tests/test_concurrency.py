@@ -699,22 +699,38 @@ def run_script(Registry, code, tmp_path, timeout=60):
     return done.stdout
 
 
-EXIT_WITH_A_DAEMON_READER = """
+DAEMON_READER = """
+ids = array("q", range(1_000_000))
+
+
+def work():  # spends most of its time probing without the GIL, holding the read lock
+    reg.contains_many(ids)
+"""
+
+DAEMON_WRITER = """
+source = mod.FlowRegistry(reg)
+
+
+def work():  # spends most of its time in clear() and update(), holding the write lock
+    reg.clear()
+    reg.update(source)
+"""
+
+EXIT_WITH_A_BUSY_DAEMON_THREAD = """
 import gc, os, threading
 from array import array
 
 reg = mod.FlowRegistry.fromkeys(range(200_000))
-ids = array("q", range(1_000_000))
 busy = threading.Event()
+{work}
 
-
-def reader():  # spends most of its time probing without the GIL, holding the read lock
+def daemon():
     while True:
-        reg.contains_many(ids)
+        work()
         busy.set()
 
 
-threading.Thread(target=reader, daemon=True).start()
+threading.Thread(target=daemon, daemon=True).start()
 busy.wait(30)
 
 
@@ -723,7 +739,7 @@ class AtExit:
         try:
             reg[-1] = None
         except RuntimeError as exc:
-            os.write(1, f"refused: {exc}\\n".encode())
+            os.write(1, f"refused: {{exc}}\\n".encode())
         else:
             os.write(1, b"stored\\n")
 
@@ -735,13 +751,44 @@ gc.disable()
 """
 
 
-def test_exit_while_a_daemon_thread_holds_the_lock(Registry, tmp_path):
+@pytest.mark.parametrize("work", [DAEMON_READER, DAEMON_WRITER], ids=["reader", "writer"])
+def test_exit_while_a_daemon_thread_holds_the_lock(Registry, tmp_path, work):
     # At exit CPython stops daemon threads for good where they next take the GIL: one
-    # probing without the GIL never lets its read lock go, and a write from a __del__ at
-    # exit must not wait for it forever.
+    # probing without the GIL never lets its read lock go, nor one inside a write (the
+    # fallback's writes run Python code holding the lock) its write lock, and a write from
+    # a __del__ at exit must not wait for either forever.
     for _ in range(3):
-        out = run_script(Registry, EXIT_WITH_A_DAEMON_READER, tmp_path)
+        out = run_script(Registry, EXIT_WITH_A_BUSY_DAEMON_THREAD.format(work=work), tmp_path)
         assert out == "stored\n" or out.startswith("refused: FlowRegistry: the interpreter is exiting"), out
+
+
+def test_fallback_lock_once_exit_began_still_waits_for_a_live_holder():
+    # From atexit on, the fallback's `with` checks whether a contended lock's holder was
+    # stopped: until the interpreter finalizes it is alive, and a write waits for it.
+    from flowreg import _registry_py
+
+    reg = _registry_py.FlowRegistry({1: "old"})
+    holding, release = threading.Event(), threading.Event()
+    holder = threading.Thread(
+        target=reg._hold_write_lock, args=(lambda: (holding.set(), release.wait(30)),), daemon=True
+    )
+    writer = threading.Thread(target=reg.__setitem__, args=(1, "new"), daemon=True)
+    _registry_py._at_exit()  # what atexit runs
+    try:
+        holder.start()
+        assert holding.wait(30)
+        writer.start()
+        writer.join(0.2)
+        assert writer.is_alive() and reg[1] == "old", "the write did not wait for the lock"
+        release.set()
+        writer.join(30)
+        holder.join(30)
+        assert reg[1] == "new"
+        reg._hold_write_lock(lambda: reg.__setitem__(2, "again"))  # the holder may still re-enter
+        assert reg[2] == "again"
+    finally:
+        release.set()
+        del _registry_py._WriteLock.__enter__  # the C RLock's own again
 
 
 OUT_OF_MEMORY_UNDER_THE_LOCK = """
