@@ -540,7 +540,11 @@ class _BaseRegistry(_Storage):
     def fromkeys(cls, iterable: Iterable[Any], value: Any = None, /) -> Any:
         """A new registry with every id of iterable mapped to value."""
         reg = cls()
-        reg.update([(fid, value) for fid in iterable])
+        if cls is FlowRegistry or cls is PairFlowRegistry:
+            _BaseRegistry.update(reg, [(fid, value) for fid in iterable])  # ids checked first
+        else:  # as dict.fromkeys of a dict subclass: one __setitem__ per id, as given, in order
+            for fid in iterable:
+                reg[fid] = value
         return reg
 
     def __or__(self, other: Any) -> Any:
