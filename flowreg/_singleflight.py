@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
@@ -106,7 +107,7 @@ class SingleFlight:
             if call is None:
                 return value
             if not leader:
-                result = call.future.result()
+                result = _result(call, key)
                 if result is not _FAILED:
                     return result
                 continue  # the leader failed: try to lead ourselves
@@ -139,6 +140,18 @@ class SingleFlight:
             finally:
                 self._finish(key, call, result)
             return result
+
+
+def _result(call: _Call, key: Any) -> Any:
+    """The leader's result, once it has one; never a wait for a leader stopped at exit."""
+    # At exit CPython stops daemon threads for good (where they next take the GIL), and only
+    # the exiting thread runs Python code: a call not finished by then never will be.
+    if sys.is_finalizing() and not call.future.done():
+        raise RuntimeError(
+            f"get_or_create: the interpreter is exiting and flow id {key!r} is being created by a "
+            "thread it stopped (a daemon thread): it cannot finish"
+        )
+    return call.future.result()
 
 
 def _after_fork_in_child() -> None:

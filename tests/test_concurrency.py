@@ -737,7 +737,7 @@ busy.wait(30)
 class AtExit:
     def __del__(self):
         try:
-            reg[-1] = None
+            {at_exit}
         except RuntimeError as exc:
             os.write(1, f"refused: {{exc}}\\n".encode())
         else:
@@ -757,9 +757,25 @@ def test_exit_while_a_daemon_thread_holds_the_lock(Registry, tmp_path, work):
     # probing without the GIL never lets its read lock go, nor one inside a write (the
     # fallback's writes run Python code holding the lock) its write lock, and a write from
     # a __del__ at exit must not wait for either forever.
+    script = EXIT_WITH_A_BUSY_DAEMON_THREAD.format(work=work, at_exit="reg[-1] = None")
     for _ in range(3):
-        out = run_script(Registry, EXIT_WITH_A_BUSY_DAEMON_THREAD.format(work=work), tmp_path)
+        out = run_script(Registry, script, tmp_path)
         assert out == "stored\n" or out.startswith("refused: FlowRegistry: the interpreter is exiting"), out
+
+
+DAEMON_FACTORY = """
+def work():  # leads a get_or_create whose factory never returns
+    reg.get_or_create(-7, lambda fid: (busy.set(), threading.Event().wait()))
+"""
+
+
+def test_exit_while_a_daemon_thread_runs_a_factory(Registry, tmp_path):
+    # The same for a get_or_create of an id whose factory a stopped daemon thread was running.
+    script = EXIT_WITH_A_BUSY_DAEMON_THREAD.format(
+        work=DAEMON_FACTORY, at_exit="reg.get_or_create(-7, lambda fid: None)"
+    )
+    out = run_script(Registry, script, tmp_path)
+    assert out.startswith("refused: get_or_create: the interpreter is exiting and flow id -7"), out
 
 
 def test_fallback_lock_once_exit_began_still_waits_for_a_live_holder():
