@@ -344,6 +344,40 @@ def registry_state(reg: Any) -> Any:
     return (state, slots) if slots else state
 
 
+def new_arguments(reg: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """What pickle and copy pass to a subclass's ``__new__``, as for a dict subclass's instance:
+    what its ``__getnewargs_ex__()`` or ``__getnewargs__()`` returns, else nothing."""
+    getnewargs_ex = getattr(reg, "__getnewargs_ex__", None)
+    if getnewargs_ex is not None:
+        got = getnewargs_ex()
+        if not (
+            isinstance(got, tuple)
+            and len(got) == 2
+            and isinstance(got[0], tuple)
+            and isinstance(got[1], dict)
+        ):
+            raise TypeError(f"__getnewargs_ex__ should return (a tuple, a dict), not {got!r:.100}")
+        return got
+    getnewargs = getattr(reg, "__getnewargs__", None)
+    if getnewargs is None:
+        return (), {}
+    args = getnewargs()
+    if not isinstance(args, tuple):
+        raise TypeError(f"__getnewargs__ should return a tuple, not {type(args).__name__!r}")
+    return args, {}
+
+
+def subclass_reduce(reg: Any, items: Iterator[tuple[Any, Any]]) -> tuple[Any, ...]:
+    """``__reduce__`` of a subclass's instance, as object's of a dict subclass's: its type's
+    ``__new__`` with `new_arguments` (not ``__init__``), its state, its items."""
+    cls = type(reg)
+    args, kwargs = new_arguments(reg)
+    state = registry_state(reg)
+    if kwargs:
+        return (copyreg.__newobj_ex__, (cls, args, kwargs), state, None, items)  # type: ignore[attr-defined]
+    return (copyreg.__newobj__, (cls, *args), state, None, items)  # type: ignore[attr-defined]
+
+
 def _apply_state(reg: Any, state: Any) -> None:
     """Apply a `registry_state` as pickle does: a ``__setstate__``, else ``__dict__`` and slots."""
     if state is None:
@@ -396,7 +430,8 @@ def copy_registry(reg: Any) -> Any:
     if reduced is not ABSENT:  # a subclass reducing its own way: as copy.copy of a dict subclass
         return reg if isinstance(reduced, str) else _reconstruct(reg, None, *reduced)
     cls: Any = type(reg)
-    new = cls.__new__(cls)
+    args, kwargs = new_arguments(reg)
+    new = cls.__new__(cls, *args, **kwargs)
     _apply_state(new, registry_state(reg))
     for key, flow in reg.snapshot():  # one by one, as copy and pickle store a dict's items
         new[key] = flow
@@ -409,7 +444,10 @@ def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
     if reduced is not ABSENT:
         return reg if isinstance(reduced, str) else _reconstruct(reg, memo, *reduced)
     cls: Any = type(reg)
-    new = cls.__new__(cls)
+    args, kwargs = new_arguments(reg)
+    if args or kwargs:
+        args, kwargs = copy.deepcopy((args, kwargs), memo)
+    new = cls.__new__(cls, *args, **kwargs)
     memo[id(reg)] = new  # before the values, which may contain the registry itself
     state = registry_state(reg)
     if state is not None:

@@ -39,7 +39,6 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 
-import copyreg
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -59,9 +58,9 @@ from ._mapping import (
     items_equal,
     not_found,
     registry_repr,
-    registry_state,
     restore,
     special_method,
+    subclass_reduce,
     update_pairs,
 )
 from ._singleflight import SingleFlight
@@ -1183,9 +1182,9 @@ cdef class _BaseRegistry:
             return ABSENT
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, a, b)
-        flow = <object>_list_get(self._flows, i) if i >= 0 else ABSENT
+        flow = <object>_list_get(self._flows, i) if i >= 0 else None
         _release(self, held)
-        return flow
+        return flow if i >= 0 else ABSENT  # a global's lookup may raise: not under the lock
 
     # --- writes of one id
 
@@ -1322,14 +1321,19 @@ cdef class _BaseRegistry:
         return self._flights().arun(self, _key_object(self, key), factory)
 
     cdef object _flights(self):
-        cdef int held
-        if self._flight is None:
-            flight = SingleFlight()  # made before taking the lock: no allocation under it
+        # Read and set under the lock: on free-threaded builds its release/acquire is what
+        # makes the SingleFlight's own fields visible to the thread that reads the field.
+        cdef int held = _acquire(self, HOLD_READ)
+        flight = self._flight
+        _release(self, held)
+        if flight is None:
+            made = SingleFlight()  # made before taking the lock, dropped (if unused) after it
             held = _acquire(self, HOLD_WRITE)
             if self._flight is None:
-                self._flight = flight
+                self._flight = made
+            flight = self._flight
             _release(self, held)
-        return self._flight
+        return flight
 
     # --- the whole registry
 
@@ -1439,8 +1443,8 @@ cdef class _BaseRegistry:
         items = iter(self.snapshot())
         if cls is FlowRegistry or cls is PairFlowRegistry:
             return (restore, (cls.__name__,), None, None, items)
-        # as for a dict subclass: its __new__ without __init__, then the items and its state
-        return (copyreg.__newobj__, (cls,), registry_state(self), None, items)
+        # as for a dict subclass: its __new__ without __init__, then its state and items
+        return subclass_reduce(self, items)
 
     def snapshot(self):
         """A consistent list of (id, flow) pairs, taken under the read lock."""
@@ -1506,6 +1510,7 @@ cdef class _BaseRegistry:
         cdef int held
         cdef PyObject* v
         cdef int64_t miss[2]  # the first missing id, as the probe read it
+        cdef bint strict = default is MISSING  # read here: the fill loop must not raise
         miss[1] = 0
         try:
             result = _list_new(batch.n)  # filled below under the lock, without allocating
@@ -1532,7 +1537,7 @@ cdef class _BaseRegistry:
                     if j >= 0:
                         v = _list_get(self._flows, j)
                         hits += 1
-                    elif default is MISSING:
+                    elif strict:
                         missing_at = i
                         memset(&found[i], 0, (batch.n - i) * sizeof(Py_ssize_t))  # NULL items
                         break

@@ -22,7 +22,6 @@ core's RuntimeError rather than wait for a holder that will never let go.
 from __future__ import annotations
 
 import atexit
-import copyreg
 import operator
 import os
 import sys
@@ -50,9 +49,9 @@ from ._mapping import (
     items_equal,
     not_found,
     registry_repr,
-    registry_state,
     restore,
     special_method,
+    subclass_reduce,
     update_pairs,
     usable,
 )
@@ -591,8 +590,8 @@ class _BaseRegistry(_Storage):
         items = iter(self.snapshot())
         if cls is FlowRegistry or cls is PairFlowRegistry:
             return (restore, (cls.__name__,), None, None, items)
-        # as for a dict subclass: its __new__ without __init__, then the items and its state
-        return (copyreg.__newobj__, (cls,), registry_state(self), None, items)  # type: ignore[attr-defined]
+        # as for a dict subclass: its __new__ without __init__, then its state and items
+        return subclass_reduce(self, items)
 
     def snapshot(self) -> list[tuple[Any, Any]]:
         """A consistent list of (id, flow) pairs, taken under the read lock."""
@@ -769,7 +768,23 @@ MutableMapping.register(PairFlowRegistry)
 
 def _after_fork_in_child() -> None:
     for reg in list(_live.values()):
+        if not reg._lock.acquire(False):  # held by a thread the child does not have
+            _mend(reg)
         reg._lock = _write_lock(reg)
+
+
+def _mend(reg: _Storage) -> None:
+    """Make the dense order agree with `_map` again, for a registry that a thread of the parent
+    may have left halfway through a write: `_map`, which reads use, changes in single steps,
+    `_keys` and `_pos` in several.  The ids keep their order; ids only `_map` has come last
+    (the ids are `_map`'s, which `_room` already holds)."""
+    stored = reg._map
+    # a swap-with-last stopped halfway may list an id twice, or not at all
+    keys = list(dict.fromkeys([*(key for key in reg._keys if key in stored), *stored]))
+    reg._keys = keys
+    reg._pos = {key: i for i, key in enumerate(keys)}
+    reg._version += 1
+    reg._hot = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -330,6 +330,81 @@ def test_fork_while_another_thread_runs_a_factory(Registry):
     assert reg[1] == "parent"
 
 
+def consistent(reg):
+    """Whether every way of reading reg agrees: len, iteration, ids(), snapshot(), []."""
+    pairs = reg.snapshot()
+    ids = [key for key, _ in pairs]
+    return (
+        len(reg) == len(pairs) == len(set(ids))
+        and list(reg) == ids == list(reg.ids())
+        and all(reg[key] is flow for key, flow in pairs)
+    )
+
+
+# Fallback writes change _map (what reads use) in one step, the dense order in several: the
+# states a writer can leave at fork time, each made by stopping one write halfway.
+HALFWAY = {
+    "pop: dense order done, _map not": lambda reg: reg._unindex(3),
+    "pop: in the swap with the last id": lambda reg: (reg._pos.pop(3), reg._keys.pop()),
+    "pop: swapped, position not set": lambda reg: reg._keys.__setitem__(reg._pos.pop(3), reg._keys.pop()),
+    "insert: appended, nothing else": lambda reg: reg._keys.append(99),
+    "insert: indexed, _map not": lambda reg: (reg._keys.append(99), reg._pos.__setitem__(99, 10)),
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("halfway", list(HALFWAY))
+def test_fork_while_a_fallback_write_is_halfway(halfway):
+    from flowreg import _registry_py
+
+    reg = _registry_py.FlowRegistry({i: str(i) for i in range(10)})
+    holding, release = threading.Event(), threading.Event()
+
+    def write():
+        HALFWAY[halfway](reg)
+        holding.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=reg._hold_write_lock, args=(write,), daemon=True)
+    thread.start()
+    assert holding.wait(10)
+
+    def child():  # the write never happened: its id is as _map has it
+        ok = consistent(reg) and sorted(reg) == list(range(10)) and reg[3] == "3"
+        reg[100] = "child"
+        del reg[0], reg[9]
+        return ok and consistent(reg) and len(reg) == 9
+
+    try:
+        in_a_fork(child, "its lock was not reset")
+    finally:
+        release.set()
+        thread.join(30)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_writes(Registry):
+    reg = Registry({i: i for i in range(200)})
+    stop = threading.Event()
+
+    def writer():
+        k = 1000
+        while not stop.is_set():
+            reg[k] = k
+            reg.pop(k - 100, None)
+            k += 1
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            in_a_fork(lambda: consistent(reg), "its lock was not reset")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert consistent(reg)
+
+
 def test_two_writers_while_the_table_grows_without_the_gil(Registry):
     # Growing a table of 65,536+ ids runs without the GIL, holding the write lock: another
     # thread's writes must wait for it, not change the ids being rehashed.

@@ -662,6 +662,53 @@ def test_subclass_copies_use_its_own_reduce(flavor, monkeypatch, how):
     assert got == expected
 
 
+NEW_ARGS = {
+    "__getnewargs__": lambda self: (self.name,),
+    "__getnewargs_ex__": lambda self: ((self.name,), {"size": 3}),
+    "bad __getnewargs__": lambda self: [self.name],
+    "bad __getnewargs_ex__": lambda self: ((self.name,), [("size", 3)]),
+}
+
+
+@pytest.mark.parametrize("how", NEW_ARGS)
+def test_subclass_new_gets_its_getnewargs(flavor, how):
+    # copy and pickle (protocol 4 on, which keeps keyword arguments) pass what a dict
+    # subclass's __getnewargs(_ex)__ returns to its __new__: a registry subclass's too
+    k = flavor.k
+
+    def __new__(cls, name, *args, size=0, **kwargs):
+        cls.calls.append((name, size))
+        return super(cls, cls).__new__(cls)
+
+    def __init__(self, name, items=(), *, size=0):
+        super(type(self), self).__init__(items)
+        self.name = name
+
+    def copies(base):
+        kind = "NewArgs" + how.replace(" ", "_").strip("_")
+        body = {"__new__": __new__, "__init__": __init__, "calls": [], how.split()[-1]: NEW_ARGS[how]}
+        Sub = make_subclass(base, kind, **body)
+        reg = Sub("n", {k(1): "a"})
+        Sub.calls = []
+        dups = [copy.copy(reg), copy.deepcopy(reg), *(pickle.loads(pickle.dumps(reg, p)) for p in (4, 5))]
+        return [(type(dup) is Sub, dup.name, list(dup.items())) for dup in dups], Sub.calls, reg
+
+    if how.startswith("bad"):
+        for base in (dict, flavor.cls):
+            with pytest.raises(TypeError):
+                copies(base)
+        return
+    got, calls, reg = copies(flavor.cls)
+    assert (got, calls) == copies(dict)[:2]
+    assert calls == [("n", 3 if how.endswith("_ex__") else 0)] * 4
+    # pickle saves keyword arguments at protocols 2 and 3 as a partial of cls.__new__, for a
+    # dict subclass too: here a local function, which cannot be pickled
+    protocols = [p for p in PROTOCOLS if p not in (2, 3)] if how.endswith("_ex__") else PROTOCOLS
+    for protocol in protocols:
+        dup = pickle.loads(pickle.dumps(reg, protocol))
+        assert (type(dup), dup.name, list(dup.items())) == (type(reg), "n", [(k(1), "a")])
+
+
 def test_copies_store_items_as_pickle_does(flavor):
     # pickle, copy.copy and copy.deepcopy all store a subclass's items through its __setitem__,
     # as they do a dict subclass's
