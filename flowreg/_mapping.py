@@ -157,12 +157,21 @@ def _registry_base(cls: type) -> Any:
     raise TypeError(f"not a flowreg registry: {cls.__name__!r}")
 
 
+def _own(reg: Any) -> Any:
+    """The class whose methods reg's views call: FlowRegistry or PairFlowRegistry, never a
+    subclass, whose overrides dict's views do not call either."""
+    cls = type(reg)
+    return cls if cls in _registry_classes else _registry_base(cls)
+
+
 def _view_len(view: Any) -> int:
     reg = view._mapping
-    cls = type(reg)
-    if cls in _registry_classes:  # FlowRegistry or PairFlowRegistry itself: no overrides
-        return len(reg)
-    return _registry_base(cls).__len__(reg)  # type: ignore[no-any-return]
+    return _own(reg).__len__(reg)  # type: ignore[no-any-return]
+
+
+def _view_iter(view: Any, kind: int, reverse: bool) -> Iterator[Any]:
+    reg = view._mapping
+    return _own(reg)._iter(reg, kind, reverse)  # type: ignore[no-any-return]
 
 
 # Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
@@ -175,16 +184,13 @@ class RegistryKeys(KeysView[_K]):
 
     def __contains__(self, key: object) -> bool:
         reg = self._mapping  # type: ignore[attr-defined]
-        cls = type(reg)
-        if cls in _registry_classes:
-            return key in reg
-        return _registry_base(cls).__contains__(reg, key)  # type: ignore[no-any-return]
+        return _own(reg).__contains__(reg, key)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[_K]:
-        return self._mapping._iter(0, False)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 0, False)
 
     def __reversed__(self) -> Iterator[_K]:
-        return self._mapping._iter(0, True)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 0, True)
 
     @property
     def mapping(self) -> MappingProxyType[_K, Any]:
@@ -202,10 +208,10 @@ class RegistryValues(ValuesView[_V]):
     __len__ = _view_len
 
     def __iter__(self) -> Iterator[_V]:
-        return self._mapping._iter(1, False)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 1, False)
 
     def __reversed__(self) -> Iterator[_V]:
-        return self._mapping._iter(1, True)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 1, True)
 
     @property
     def mapping(self) -> MappingProxyType[Any, _V]:
@@ -226,10 +232,10 @@ class RegistryItems(ItemsView[_K, _V]):
     __len__ = _view_len
 
     def __iter__(self) -> Iterator[tuple[_K, _V]]:
-        return self._mapping._iter(2, False)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 2, False)
 
     def __reversed__(self) -> Iterator[tuple[_K, _V]]:
-        return self._mapping._iter(2, True)  # type: ignore[attr-defined,no-any-return]
+        return _view_iter(self, 2, True)
 
     @property
     def mapping(self) -> MappingProxyType[_K, _V]:
@@ -241,11 +247,7 @@ class RegistryItems(ItemsView[_K, _V]):
         if not isinstance(item, tuple) or len(item) != 2:
             return False
         reg = self._mapping  # type: ignore[attr-defined]
-        cls = type(reg)
-        if cls in _registry_classes:
-            value = reg.get(item[0], ABSENT)
-        else:
-            value = _registry_base(cls).get(reg, item[0], ABSENT)
+        value = _own(reg).get(reg, item[0], ABSENT)
         return value is not ABSENT and (value is item[1] or value == item[1])
 
     __repr__ = _view_repr
@@ -346,9 +348,9 @@ def registry_state(reg: Any) -> Any:
 
 def new_arguments(reg: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """What pickle and copy pass to a subclass's ``__new__``, as for a dict subclass's instance:
-    what its ``__getnewargs_ex__()`` or ``__getnewargs__()`` returns, else nothing."""
-    getnewargs_ex = getattr(reg, "__getnewargs_ex__", None)
-    if getnewargs_ex is not None:
+    what its type's ``__getnewargs_ex__()`` or ``__getnewargs__()`` returns, else nothing."""
+    getnewargs_ex = special_method(reg, "__getnewargs_ex__")
+    if getnewargs_ex is not ABSENT:
         got = getnewargs_ex()
         if not (
             isinstance(got, tuple)
@@ -358,8 +360,8 @@ def new_arguments(reg: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         ):
             raise TypeError(f"__getnewargs_ex__ should return (a tuple, a dict), not {got!r:.100}")
         return got
-    getnewargs = getattr(reg, "__getnewargs__", None)
-    if getnewargs is None:
+    getnewargs = special_method(reg, "__getnewargs__")
+    if getnewargs is ABSENT:
         return (), {}
     args = getnewargs()
     if not isinstance(args, tuple):
@@ -367,94 +369,55 @@ def new_arguments(reg: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return args, {}
 
 
-def subclass_reduce(reg: Any, items: Iterator[tuple[Any, Any]]) -> tuple[Any, ...]:
+def _overrides(cls: type, name: str) -> bool:
+    """Whether a class before the registry's in cls's MRO (a subclass, a mixin) defines name."""
+    base = _registry_base(cls)
+    for klass in cls.__mro__:
+        if klass is base:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
+def subclass_reduce(reg: Any) -> tuple[Any, ...]:
     """``__reduce__`` of a subclass's instance, as object's of a dict subclass's: its type's
-    ``__new__`` with `new_arguments` (not ``__init__``), its state, its items."""
+    ``__new__`` with `new_arguments` (not ``__init__``), its state, its items (through its own
+    ``items()`` if it overrides it, as for a dict subclass; else a consistent snapshot)."""
     cls = type(reg)
     args, kwargs = new_arguments(reg)
     state = registry_state(reg)
+    items = iter(reg.items() if _overrides(cls, "items") else reg.snapshot())
     if kwargs:
         return (copyreg.__newobj_ex__, (cls, args, kwargs), state, None, items)  # type: ignore[attr-defined]
     return (copyreg.__newobj__, (cls, *args), state, None, items)  # type: ignore[attr-defined]
 
 
-def _apply_state(reg: Any, state: Any) -> None:
-    """Apply a `registry_state` as pickle does: a ``__setstate__``, else ``__dict__`` and slots."""
-    if state is None:
-        return
-    setstate = getattr(reg, "__setstate__", None)
-    if setstate is not None:
-        setstate(state)
-        return
-    slots = None
-    if isinstance(state, tuple) and len(state) == 2:
-        state, slots = state
-    if state:
-        reg.__dict__.update(state)
-    for name, value in (slots or {}).items():
-        setattr(reg, name, value)
-
-
-def _reduced_for_copy(reg: Any) -> Any:
-    """What `copy.copy` and `copy.deepcopy` would reduce reg to if it were a dict subclass's
-    instance, where that is not what the registry's own ``__reduce__`` gives; else ABSENT.
-
-    Of a dict subclass's instance they take a `copyreg` entry for its class, else its
-    ``__reduce_ex__(4)``, which is object's unless overridden and calls an overridden
-    ``__reduce__``. Where neither is the subclass's own, they would reduce it as the
-    registry's ``__reduce__`` does, and `copy_registry` copies it the same way (without
-    `restore`, which may build the other implementation). FlowRegistry and PairFlowRegistry
-    themselves are copied so whatever copyreg says, as dict is.
-    """
+def _copied(reg: Any, memo: dict[int, Any] | None) -> Any:
+    """`copy.copy` (memo None) or `copy.deepcopy` of a registry, as of a dict subclass's
+    instance: reduced by a `copyreg` entry for its class or its own ``__reduce_ex__`` or
+    ``__reduce__`` where it has one, else by `subclass_reduce` (FlowRegistry and
+    PairFlowRegistry too: not by pickling, whose `restore` may build the other implementation),
+    and rebuilt by copy's own reconstruction."""
     cls: Any = type(reg)
-    base = _registry_base(cls)
-    if base is cls:  # FlowRegistry, PairFlowRegistry
-        return ABSENT
-    own_reduce = False
-    for klass in cls.__mro__:  # the classes before the registry's: the subclass and its mixins
-        if klass is base:
-            break
-        if "__reduce_ex__" in klass.__dict__ or "__reduce__" in klass.__dict__:
-            own_reduce = True
-            break
-    reductor = copyreg.dispatch_table.get(cls)
+    reductor = copyreg.dispatch_table.get(cls) if _registry_base(cls) is not cls else None
     if reductor is not None:
-        return reductor(reg)
-    return reg.__reduce_ex__(4) if own_reduce else ABSENT
+        reduced = reductor(reg)
+    elif _overrides(cls, "__reduce_ex__") or _overrides(cls, "__reduce__"):
+        reduced = reg.__reduce_ex__(4)
+    else:
+        reduced = subclass_reduce(reg)
+    return reg if isinstance(reduced, str) else _reconstruct(reg, memo, *reduced)
 
 
 def copy_registry(reg: Any) -> Any:
-    """``copy.copy`` as of a dict subclass's instance: its type's ``__new__`` (not ``__init__``),
-    its state, its items.  Not by pickling, whose `restore` may build the other implementation."""
-    reduced = _reduced_for_copy(reg)
-    if reduced is not ABSENT:  # a subclass reducing its own way: as copy.copy of a dict subclass
-        return reg if isinstance(reduced, str) else _reconstruct(reg, None, *reduced)
-    cls: Any = type(reg)
-    args, kwargs = new_arguments(reg)
-    new = cls.__new__(cls, *args, **kwargs)
-    _apply_state(new, registry_state(reg))
-    for key, flow in reg.snapshot():  # one by one, as copy and pickle store a dict's items
-        new[key] = flow
-    return new
+    """``copy.copy``: see `_copied`."""
+    return _copied(reg, None)
 
 
 def deepcopy_registry(reg: Any, memo: dict[int, Any]) -> Any:
-    """``copy.deepcopy``: as `copy_registry`, with copies of the state and flows."""
-    reduced = _reduced_for_copy(reg)
-    if reduced is not ABSENT:
-        return reg if isinstance(reduced, str) else _reconstruct(reg, memo, *reduced)
-    cls: Any = type(reg)
-    args, kwargs = new_arguments(reg)
-    if args or kwargs:
-        args, kwargs = copy.deepcopy((args, kwargs), memo)
-    new = cls.__new__(cls, *args, **kwargs)
-    memo[id(reg)] = new  # before the values, which may contain the registry itself
-    state = registry_state(reg)
-    if state is not None:
-        _apply_state(new, copy.deepcopy(state, memo))
-    for key, flow in reg.snapshot():
-        new[key] = copy.deepcopy(flow, memo)
-    return new
+    """``copy.deepcopy``: see `_copied`."""
+    return _copied(reg, memo)
 
 
 def restore(name: str) -> Any:

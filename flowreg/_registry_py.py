@@ -587,11 +587,9 @@ class _BaseRegistry(_Storage):
 
     def __reduce__(self) -> tuple[Any, ...]:
         cls = type(self)
-        items = iter(self.snapshot())
         if cls is FlowRegistry or cls is PairFlowRegistry:
-            return (restore, (cls.__name__,), None, None, items)
-        # as for a dict subclass: its __new__ without __init__, then its state and items
-        return subclass_reduce(self, items)
+            return (restore, (cls.__name__,), None, None, iter(self.snapshot()))
+        return subclass_reduce(self)  # as for a dict subclass: __new__, state, items
 
     def snapshot(self) -> list[tuple[Any, Any]]:
         """A consistent list of (id, flow) pairs, taken under the read lock."""

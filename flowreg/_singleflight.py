@@ -74,7 +74,12 @@ class SingleFlight:
 
     def _join(self, reg: Any, key: Any, is_async: bool) -> tuple[Any, _Call | None, bool]:
         """(stored value or ABSENT, the call to lead or wait for, whether we lead it)."""
-        with self._lock:
+        if not _acquire(self._lock):
+            raise RuntimeError(
+                "get_or_create: the interpreter is exiting and the registry's in-flight calls are "
+                "locked by a thread it stopped (a daemon thread): it cannot be used any more"
+            )
+        try:
             value = reg._peek(key)
             if value is not ABSENT:
                 return value, None, False
@@ -82,6 +87,8 @@ class SingleFlight:
             if call is None:
                 call = self._calls[key] = _Call(is_async)
                 return ABSENT, call, True
+        finally:
+            self._lock.release()
         # Waiting would never end if the leader's factory waits for us, or if blocking this
         # thread stops the leader: a synchronous wait in the leader's thread (its event loop,
         # or the factory itself), or any wait in the thread of a synchronous leader.
@@ -96,9 +103,12 @@ class SingleFlight:
 
     def _finish(self, key: Any, call: _Call, result: Any) -> None:
         """End the call: waiters get result (_FAILED: they retry)."""
-        with self._lock:
-            if self._calls.get(key) is call:
-                del self._calls[key]
+        if _acquire(self._lock):  # else the interpreter is exiting: no one will ask again
+            try:
+                if self._calls.get(key) is call:
+                    del self._calls[key]
+            finally:
+                self._lock.release()
         call.future.set_result(result)
 
     def run(self, reg: Any, key: Any, factory: Callable[[Any], Any]) -> Any:
@@ -142,10 +152,20 @@ class SingleFlight:
             return result
 
 
+def _acquire(lock: threading.Lock) -> bool:
+    """Take lock; False, without waiting, where the interpreter is exiting and another thread
+    holds it: CPython stops daemon threads for good at exit (where they next take the GIL), so
+    only the exiting thread runs Python code and the holder will never let it go."""
+    if lock.acquire(False):
+        return True
+    if sys.is_finalizing():
+        return False
+    return lock.acquire()
+
+
 def _result(call: _Call, key: Any) -> Any:
-    """The leader's result, once it has one; never a wait for a leader stopped at exit."""
-    # At exit CPython stops daemon threads for good (where they next take the GIL), and only
-    # the exiting thread runs Python code: a call not finished by then never will be.
+    """The leader's result, once it has one; never a wait for a leader stopped at exit (see
+    `_acquire`): a call not finished by then never will be."""
     if sys.is_finalizing() and not call.future.done():
         raise RuntimeError(
             f"get_or_create: the interpreter is exiting and flow id {key!r} is being created by a "

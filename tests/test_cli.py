@@ -533,7 +533,7 @@ def test_harness_reports_a_subject_that_raises_and_measures_the_others():
         return run
 
     settings = harness.Settings(runs=5, target_ns=200_000, warmups=1)
-    for calls in (0, 3, 12):  # while calibrating, warming up, or timing
+    for calls in (0, 7, 12):  # while calibrating (7 calls), warming up (1), or timing
         subjects = [
             harness.Subject("dict", "dict", costing(11)),
             harness.Subject("bad", "bad", failing_after(calls, 21)),
@@ -553,6 +553,44 @@ def test_harness_reports_a_subject_that_raises_and_measures_the_others():
     rows = harness.measure(harness.Trial("t", ("get",), 2, "same", subjects, costing(1)), settings)
     assert [(r.impl, r.median_ns, r.ratio_to_dict) for r in rows] == [("dict", None, None), ("c", 30, None)]
     assert rows[0].skipped == "failed: MemoryError: out of memory"
+
+
+def test_each_design_of_a_lookup_step_walks_the_pool_its_own_way(monkeypatch):
+    from flowreg.benchmark import suites
+    from flowreg.benchmark.context import Context, Selection
+    from flowreg.benchmark.profiles import PROFILES
+
+    seeds = []
+
+    class Recording(harness.KeyCursor):
+        def __init__(self, pool, seed=None):
+            seeds.append(seed)
+            super().__init__(pool, seed)
+
+    monkeypatch.setattr(suites, "KeyCursor", Recording)
+    ctx = Context(PROFILES["tiny"], Selection(sizes=(21,), suites=("original",), ops=frozenset({"get"})))
+    (step, *_) = suites.original_steps(ctx)
+    rows = step.run()
+    measured = [seed for seed in seeds if seed is not None]  # None: the empty loop's
+    assert len(measured) == len({r.impl for r in rows if r.skipped is None}) >= 2
+    assert len(set(measured)) == len(measured)
+
+
+def test_a_batch_design_that_raises_on_threads_is_failed_not_fast():
+    # The threads' exceptions would end in threading.excepthook, and the run would time
+    # threads that stopped at once as an impossibly fast design.
+    from array import array
+
+    from flowreg.benchmark.batch import _threaded_runner
+
+    def loop(buffers, loops):
+        raise MemoryError("in a worker thread")
+
+    run = _threaded_runner(loop, [array("q", range(10))] * 2)
+    with pytest.raises(MemoryError, match="in a worker thread"):
+        run(3)
+    ok = _threaded_runner(lambda buffers, loops: 0, [array("q", range(10))] * 2)
+    assert ok(3)[0][1] == 3 * 2 * 10
 
 
 def test_bench_a_step_that_raises_is_reported_and_the_run_goes_on(capsys, tmp_path, monkeypatch):

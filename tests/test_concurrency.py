@@ -842,15 +842,31 @@ DAEMON_FACTORY = """
 def work():  # leads a get_or_create whose factory never returns
     reg.get_or_create(-7, lambda fid: (busy.set(), threading.Event().wait()))
 """
+DAEMON_IN_FLIGHT_LOCK = """
+class Stuck(mod.FlowRegistry):
+    def _peek(self, key):  # get_or_create calls it holding its in-flight calls' lock
+        if threading.current_thread().daemon:
+            busy.set()
+            threading.Event().wait()
+        return super()._peek(key)
 
 
-def test_exit_while_a_daemon_thread_runs_a_factory(Registry, tmp_path):
-    # The same for a get_or_create of an id whose factory a stopped daemon thread was running.
-    script = EXIT_WITH_A_BUSY_DAEMON_THREAD.format(
-        work=DAEMON_FACTORY, at_exit="reg.get_or_create(-7, lambda fid: None)"
-    )
+reg = Stuck()
+
+
+def work():
+    reg.get_or_create(-7, lambda fid: None)
+"""
+
+
+@pytest.mark.parametrize("work", [DAEMON_FACTORY, DAEMON_IN_FLIGHT_LOCK], ids=["factory", "lock"])
+def test_exit_while_a_daemon_thread_runs_get_or_create(Registry, tmp_path, work):
+    # The same for a get_or_create of an id whose factory a stopped daemon thread was running,
+    # or while such a thread held the lock of the registry's in-flight calls.
+    at_exit = "reg.get_or_create(-7, lambda fid: None)"
+    script = EXIT_WITH_A_BUSY_DAEMON_THREAD.format(work=work, at_exit=at_exit)
     out = run_script(Registry, script, tmp_path)
-    assert out.startswith("refused: get_or_create: the interpreter is exiting and flow id -7"), out
+    assert out.startswith("refused: get_or_create: the interpreter is exiting and "), out
 
 
 def test_fallback_lock_once_exit_began_still_waits_for_a_live_holder():

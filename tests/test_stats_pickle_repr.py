@@ -709,6 +709,24 @@ def test_subclass_new_gets_its_getnewargs(flavor, how):
         assert (type(dup), dup.name, list(dup.items())) == (type(reg), "n", [(k(1), "a")])
 
 
+def test_subclass_copies_and_pickles_read_its_own_items(flavor):
+    # a dict subclass's copies and pickles (from protocol 2 on: 0 and 1 copy the dict itself)
+    # take its items through its own items()
+    k = flavor.k
+
+    def items(self):
+        return [(key, value) for key, value in super(type(self), self).items() if key != k(2)]
+
+    def copies(base):
+        Sub = make_subclass(base, f"OwnItems{flavor.cls.__name__}", items=items)  # k differs
+        reg = Sub({k(1): "a", k(2): "b", k(3): "c"})
+        dups = [copy.copy(reg), copy.deepcopy(reg)]
+        dups += [pickle.loads(pickle.dumps(reg, protocol)) for protocol in PROTOCOLS if protocol >= 2]
+        return [sorted(dict.items(dup) if base is dict else dup.snapshot()) for dup in dups]
+
+    assert copies(flavor.cls) == copies(dict) == [[(k(1), "a"), (k(3), "c")]] * (len(PROTOCOLS) - 2 + 2)
+
+
 def test_copies_store_items_as_pickle_does(flavor):
     # pickle, copy.copy and copy.deepcopy all store a subclass's items through its __setitem__,
     # as they do a dict subclass's

@@ -57,14 +57,19 @@ def _threaded_runner(loop: LookupLoop, buffers: list[array[int]]) -> Runner:
         # threads start before the clock does; the barrier releases them together
         barrier = threading.Barrier(threads + 1)
 
+        failures: list[BaseException] = []
+
         def work(buffer: array[int]) -> None:
             one = [buffer]
             barrier.wait()
-            while True:
-                with lock:
-                    if next(tickets, None) is None:
-                        return
-                loop(one, 1)
+            try:
+                while True:
+                    with lock:
+                        if next(tickets, None) is None:
+                            return
+                    loop(one, 1)
+            except BaseException as exc:  # the caller raises it: a failed design, not a fast one
+                failures.append(exc)
 
         workers = [
             threading.Thread(target=work, args=(buffer,), name=f"flowreg-bench-{i}")
@@ -76,7 +81,10 @@ def _threaded_runner(loop: LookupLoop, buffers: list[array[int]]) -> Runner:
         start = perf_counter_ns()
         for worker in workers:
             worker.join()
-        return [(perf_counter_ns() - start, amount * threads * len(buffers[0]))]
+        elapsed = perf_counter_ns() - start
+        if failures:
+            raise failures[0]
+        return [(elapsed, amount * threads * len(buffers[0]))]
 
     return run
 
