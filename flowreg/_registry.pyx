@@ -69,9 +69,11 @@ __all__ = ["FlowRegistry", "PairFlowRegistry"]
 
 
 cdef extern from "Python.h":
-    PyObject* _list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)  # borrowed
-    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject* v)  # steals v
-    Py_ssize_t _list_len "PyList_GET_SIZE"(object lst)
+    # The list as a borrowed PyObject*: passed as an object, an attribute such as r._flows
+    # would be increfed and decrefed around every call (more work on 3.12+, immortality checks)
+    PyObject* _list_get "PyList_GET_ITEM"(PyObject* lst, Py_ssize_t i)  # borrowed
+    void _list_set "PyList_SET_ITEM"(PyObject* lst, Py_ssize_t i, PyObject* v)  # steals v
+    Py_ssize_t _list_len "PyList_GET_SIZE"(PyObject* lst)
     int _list_append "PyList_Append"(object lst, object v) noexcept  # -1: see _append
     object _list_new "PyList_New"(Py_ssize_t n)
     PyObject** _list_items "PySequence_Fast_ITEMS"(object lst)  # a list's item array
@@ -666,7 +668,7 @@ cdef inline int _append(list flows, object flow) noexcept:
 
 cdef int _pad_flows(_BaseRegistry r, Py_ssize_t need) noexcept:
     """Make the flow list at least `need` long (None past the end) so inserts cannot fail."""
-    while _list_len(r._flows) < need:
+    while _list_len(<PyObject*>r._flows) < need:
         if _append(r._flows, None) < 0:  # reallocates only: no object is created
             return ROOM_NO_MEMORY
     return 0
@@ -692,13 +694,13 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
     cdef Table* t = &r._t
     cdef Py_ssize_t i = t.size
     cdef PyObject* pad
-    if _list_len(r._flows) == i:
+    if _list_len(<PyObject*>r._flows) == i:
         if _append(r._flows, flow) < 0:  # leaves everything as it was
             return ROOM_NO_MEMORY
     else:
-        pad = _list_get(r._flows, i)  # a None past the end
+        pad = _list_get(<PyObject*>r._flows, i)  # a None past the end
         _incref(<PyObject*>flow)
-        _list_set(r._flows, i, <PyObject*>flow)
+        _list_set(<PyObject*>r._flows, i, <PyObject*>flow)
         _decref(pad)
     t.keys[i * t.width] = a
     if t.width == 2:
@@ -712,9 +714,9 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
 
 cdef inline PyObject* _replace_at(_BaseRegistry r, Py_ssize_t i, object flow) noexcept:
     """Store `flow` at dense entry i; returns the old flow's reference for the caller to drop."""
-    cdef PyObject* old = _list_get(r._flows, i)
+    cdef PyObject* old = _list_get(<PyObject*>r._flows, i)
     _incref(<PyObject*>flow)
-    _list_set(r._flows, i, <PyObject*>flow)
+    _list_set(<PyObject*>r._flows, i, <PyObject*>flow)
     return old
 
 
@@ -724,15 +726,16 @@ cdef inline PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) no
     The caller drops it after releasing the lock: the flow's __del__ may re-enter.
     """
     cdef Py_ssize_t last = r._t.size - 1
-    cdef PyObject* removed = _list_get(r._flows, i)
+    cdef PyObject* flows = <PyObject*>r._flows
+    cdef PyObject* removed = _list_get(flows, i)
     if r._t.width == 1:
         _table_remove(&r._t, i, pos, 1)
     else:
         _table_remove(&r._t, i, pos, 2)
     if i != last:
-        _list_set(r._flows, i, _list_get(r._flows, last))  # the last flow's reference moves
+        _list_set(flows, i, _list_get(flows, last))  # the last flow's reference moves
     _incref(<PyObject*>None)
-    _list_set(r._flows, last, <PyObject*>None)
+    _list_set(flows, last, <PyObject*>None)
     if r._hot == i:
         r._hot = -1
     elif r._hot == last:
@@ -786,7 +789,7 @@ cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
             if n:  # an empty registry may have no key array: memcpy must not see its NULL
                 memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
             for i in range(n):
-                v = _list_get(r._flows, i)
+                v = _list_get(<PyObject*>r._flows, i)
                 _incref(v)
                 flows[i] = v
             _release(r, held)
@@ -1182,7 +1185,7 @@ cdef class _BaseRegistry:
             return ABSENT
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, a, b)
-        flow = <object>_list_get(self._flows, i) if i >= 0 else None
+        flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else None
         _release(self, held)
         return flow if i >= 0 else ABSENT  # a global's lookup may raise: not under the lock
 
@@ -1282,7 +1285,7 @@ cdef class _BaseRegistry:
         held = _acquire(self, HOLD_WRITE)
         try:
             i = _find_or_reserve(self, a, b, &held, &pos)
-            flow = <object>_list_get(self._flows, i) if i >= 0 else default
+            flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else default
             room = _insert_at(self, a, b, default, pos) if i == -1 else <int>min(i, 0)
         finally:
             _release(self, held)
@@ -1300,7 +1303,7 @@ cdef class _BaseRegistry:
         _write_id(self, fid, &key[0], &key[1])
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, key[0], key[1])
-        flow = <object>_list_get(self._flows, i) if i >= 0 else None
+        flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else None
         _release(self, held)
         if i >= 0:
             FR_BUMP(&self._c.hits, 1)
@@ -1533,7 +1536,7 @@ cdef class _BaseRegistry:
                 for i in range(batch.n):
                     j = found[i]
                     if j >= 0:
-                        v = _list_get(self._flows, j)
+                        v = _list_get(<PyObject*>self._flows, j)
                         hits += 1
                     elif strict:
                         missing_at = i
@@ -1542,7 +1545,7 @@ cdef class _BaseRegistry:
                     else:
                         v = <PyObject*>default
                     _incref(v)
-                    _list_set(result, i, v)
+                    _list_set(<PyObject*>result, i, v)
             finally:
                 _release(self, held)
             FR_BUMP(&self._c.hits, hits)
@@ -1742,7 +1745,7 @@ cdef class _RegistryIter:
             raise StopIteration
         memcpy(key, r._t.keys + i * r._t.width, r._t.width * sizeof(int64_t))
         if self._kind:
-            flow = _list_get(r._flows, i)
+            flow = _list_get(<PyObject*>r._flows, i)
             _incref(flow)
         _release(r, held)
         self._next = i - 1 if self._reverse else i + 1
