@@ -157,21 +157,25 @@ def _registry_base(cls: type) -> Any:
     raise TypeError(f"not a flowreg registry: {cls.__name__!r}")
 
 
-def _own(reg: Any) -> Any:
-    """The class whose methods reg's views call: FlowRegistry or PairFlowRegistry, never a
-    subclass, whose overrides dict's views do not call either."""
-    cls = type(reg)
-    return cls if cls in _registry_classes else _registry_base(cls)
+# The views of FlowRegistry and PairFlowRegistry themselves call the registry directly (half
+# the time of a call through the class); a subclass's go through its registry base class,
+# never through the subclass's overrides, which dict's views do not call either.
 
 
 def _view_len(view: Any) -> int:
     reg = view._mapping
-    return _own(reg).__len__(reg)  # type: ignore[no-any-return]
+    cls = type(reg)
+    if cls in _registry_classes:
+        return len(reg)
+    return _registry_base(cls).__len__(reg)  # type: ignore[no-any-return]
 
 
 def _view_iter(view: Any, kind: int, reverse: bool) -> Iterator[Any]:
     reg = view._mapping
-    return _own(reg)._iter(reg, kind, reverse)  # type: ignore[no-any-return]
+    cls = type(reg)
+    if cls in _registry_classes:
+        return reg._iter(kind, reverse)  # type: ignore[no-any-return]
+    return _registry_base(cls)._iter(reg, kind, reverse)  # type: ignore[no-any-return]
 
 
 # Views: the implementations provide `_iter(kind, reverse)`; kind 0 keys, 1 values, 2 items.
@@ -184,7 +188,10 @@ class RegistryKeys(KeysView[_K]):
 
     def __contains__(self, key: object) -> bool:
         reg = self._mapping  # type: ignore[attr-defined]
-        return _own(reg).__contains__(reg, key)  # type: ignore[no-any-return]
+        cls = type(reg)
+        if cls in _registry_classes:
+            return key in reg
+        return _registry_base(cls).__contains__(reg, key)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[_K]:
         return _view_iter(self, 0, False)
@@ -247,7 +254,11 @@ class RegistryItems(ItemsView[_K, _V]):
         if not isinstance(item, tuple) or len(item) != 2:
             return False
         reg = self._mapping  # type: ignore[attr-defined]
-        value = _own(reg).get(reg, item[0], ABSENT)
+        cls = type(reg)
+        if cls in _registry_classes:
+            value = reg.get(item[0], ABSENT)
+        else:
+            value = _registry_base(cls).get(reg, item[0], ABSENT)
         return value is not ABSENT and (value is item[1] or value == item[1])
 
     __repr__ = _view_repr
