@@ -11,6 +11,7 @@ import copy
 import copyreg
 import functools
 import reprlib
+import sys
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from types import MappingProxyType
@@ -114,6 +115,18 @@ def not_found(fid: Any, storable: bool, pair: bool) -> FlowNotFound:
         return FlowNotFound(fid)
     kind = "(int64, int64) tuples" if pair else "int64 integers"
     return FlowNotFound(fid, f"flow ids are {kind}")
+
+
+def acquire_unless_stopped(lock: Any) -> bool:
+    """Take lock (a threading Lock or RLock); False, without waiting, where the interpreter is
+    exiting and another thread holds it: CPython stops daemon threads for good at exit (where
+    they next take the GIL), so only the exiting thread runs Python code and the holder will
+    never let it go."""
+    if lock.acquire(False):
+        return True
+    if sys.is_finalizing():
+        return False
+    return bool(lock.acquire())
 
 
 def special_method(obj: object, name: str) -> Any:

@@ -42,6 +42,7 @@ from ._mapping import (
     RegistryItems,
     RegistryKeys,
     RegistryValues,
+    acquire_unless_stopped,
     bits_for,
     copy_registry,
     deepcopy_registry,
@@ -79,18 +80,13 @@ def _write_lock(reg: _Storage) -> _WriteLock:
     return lock
 
 
-_acquire = RLock.acquire
-
-
 def _enter_at_exit(lock: _WriteLock) -> bool:
     """_WriteLock.__enter__ once exit has begun: never wait for a holder the interpreter stopped."""
-    if not _acquire(lock, False):  # another thread holds it
-        if sys.is_finalizing():  # then this is the only thread left: the holder is stopped for good
-            raise RuntimeError(
-                f"{lock.registry_name}: the interpreter is exiting and the registry is locked by a "
-                "thread it stopped (a daemon thread): it cannot be used any more"
-            )
-        _acquire(lock)
+    if not acquire_unless_stopped(lock):
+        raise RuntimeError(
+            f"{lock.registry_name}: the interpreter is exiting and the registry is locked by a "
+            "thread it stopped (a daemon thread): it cannot be used any more"
+        )
     return True
 
 

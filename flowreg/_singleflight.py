@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from ._mapping import ABSENT
+from ._mapping import ABSENT, acquire_unless_stopped
 
 __all__ = ["SingleFlight"]
 
@@ -74,7 +74,7 @@ class SingleFlight:
 
     def _join(self, reg: Any, key: Any, is_async: bool) -> tuple[Any, _Call | None, bool]:
         """(stored value or ABSENT, the call to lead or wait for, whether we lead it)."""
-        if not _acquire(self._lock):
+        if not acquire_unless_stopped(self._lock):
             raise RuntimeError(
                 "get_or_create: the interpreter is exiting and the registry's in-flight calls are "
                 "locked by a thread it stopped (a daemon thread): it cannot be used any more"
@@ -103,7 +103,7 @@ class SingleFlight:
 
     def _finish(self, key: Any, call: _Call, result: Any) -> None:
         """End the call: waiters get result (_FAILED: they retry)."""
-        if _acquire(self._lock):  # else the interpreter is exiting: no one will ask again
+        if acquire_unless_stopped(self._lock):  # else the interpreter is exiting: no one will ask again
             try:
                 if self._calls.get(key) is call:
                     del self._calls[key]
@@ -152,20 +152,9 @@ class SingleFlight:
             return result
 
 
-def _acquire(lock: threading.Lock) -> bool:
-    """Take lock; False, without waiting, where the interpreter is exiting and another thread
-    holds it: CPython stops daemon threads for good at exit (where they next take the GIL), so
-    only the exiting thread runs Python code and the holder will never let it go."""
-    if lock.acquire(False):
-        return True
-    if sys.is_finalizing():
-        return False
-    return lock.acquire()
-
-
 def _result(call: _Call, key: Any) -> Any:
     """The leader's result, once it has one; never a wait for a leader stopped at exit (see
-    `_acquire`): a call not finished by then never will be."""
+    `acquire_unless_stopped`): a call not finished by then never will be."""
     if sys.is_finalizing() and not call.future.done():
         raise RuntimeError(
             f"get_or_create: the interpreter is exiting and flow id {key!r} is being created by a "
