@@ -5,11 +5,12 @@
 
 Layout: the flows live in a list (dense, entry i belongs to id i), the ids in
 a dense int64 array beside it, and an open-addressing table of 32-bit slots
-maps an id to its dense index.  A slot holds ``(hash tag << bits) | (index
-+ 1)``, so most non-matching slots are rejected without reading the key
+maps an id to its dense index.  A slot holds a hash tag above ``index + 1``
+(see _tag), so most non-matching slots are rejected without reading the key
 array.  Linear probing, load <= 1/4 up to 2**16 slots and <= 1/2 above (see
 _mapping.usable), backward-shift deletion (no tombstones), delete =
-swap-with-last.
+swap-with-last.  Up to 2**16 slots a delete reads no ids: each slot's tag
+holds its home slot, and `slot_of` the slot of each dense entry.
 
 Thread safety: see the README.  In short, on GIL builds every change to the
 structure is made while holding the GIL; work done without the GIL (batch
@@ -201,8 +202,9 @@ _BUILD_INFO = {
 
 
 cdef struct Table:
-    uint32_t* slots       # owned; 1 << bits slots: 0 empty, else (hash tag << bits) | (index + 1)
+    uint32_t* slots       # owned; 1 << bits slots: 0 empty, else _tag(hash) | (index + 1)
     int64_t* keys         # owned; dense ids, `width` words each, room for keys_cap ids
+    uint32_t* slot_of     # owned; the slot of each dense entry (keys_cap); small tables only
     Py_ssize_t size
     Py_ssize_t keys_cap
     int bits
@@ -264,6 +266,17 @@ cdef inline int64_t _second(const int64_t* key, int width) noexcept nogil:
     return key[1] if width == 2 else 0
 
 
+cdef inline uint32_t _tag(uint32_t hi, int bits) noexcept nogil:
+    """A slot's bits above the index: those of the hash that the home slot does not use.
+
+    Up to 2**16 slots the hash's top bits, the home slot first, so that a delete's backward
+    shift finds each entry's home without reading its id; above, the hash's low bits.
+    """
+    if bits <= SPARSE_MAX_BITS:
+        return hi & ~((<uint32_t>1 << bits) - 1)
+    return hi << bits
+
+
 cdef inline uint32_t _hash_hi(int64_t a, int64_t b, int width) noexcept nogil:
     # Fibonacci hashing: the top bits of the product depend on every bit of the id.
     cdef uint64_t h = <uint64_t>a * FR_GOLDEN
@@ -284,7 +297,7 @@ cdef inline Py_ssize_t _probe_w(const Table* t, int64_t a, int64_t b, uint32_t* 
     cdef uint32_t hi = _hash_hi(a, b, w)
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t pos = hi >> (32 - t.bits)
-    cdef uint32_t tag = hi << t.bits
+    cdef uint32_t tag = _tag(hi, t.bits)
     cdef uint32_t s, d
     cdef const int64_t* k
     while True:
@@ -322,7 +335,8 @@ cdef inline bint _holds(const Table* t, Py_ssize_t i, int64_t a, int64_t b) noex
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _fill_slots(uint32_t* slots, int bits, const int64_t* keys, Py_ssize_t n,
-                      int width) noexcept nogil:
+                      int width, uint32_t* slot_of) noexcept nogil:
+    """Enter n ids into empty slots (and, when given, their slots into `slot_of`)."""
     cdef uint32_t mask = (<uint32_t>1 << bits) - 1
     cdef uint32_t hi, pos
     cdef Py_ssize_t i
@@ -331,7 +345,9 @@ cdef void _fill_slots(uint32_t* slots, int bits, const int64_t* keys, Py_ssize_t
         pos = hi >> (32 - bits)
         while slots[pos] != 0:
             pos = (pos + 1) & mask
-        slots[pos] = (hi << bits) | <uint32_t>(i + 1)
+        slots[pos] = _tag(hi, bits) | <uint32_t>(i + 1)
+        if slot_of != NULL:
+            slot_of[i] = pos
 
 
 @cython.boundscheck(False)
@@ -342,6 +358,56 @@ cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int 
     Backward-shift deletion: later members of the hole's cluster move back so that no
     probe breaks, and no tombstone is left behind.
     """
+    cdef Py_ssize_t last = t.size - 1
+    cdef uint32_t pos
+    if t.slot_of != NULL:
+        pos = _unlink_small(t, i, hole)
+    else:
+        pos = _unlink_big(t, i, hole, w)
+    if i != last:
+        t.slots[pos] = (t.slots[pos] & ~((<uint32_t>1 << t.bits) - 1)) | <uint32_t>(i + 1)
+        t.keys[i * w] = t.keys[last * w]
+        if w == 2:
+            t.keys[i * 2 + 1] = t.keys[last * 2 + 1]
+    FR_STORE_SSIZE(&t.size, last)
+
+
+# The two halves of _table_remove: the backward shift, then where the last entry's slot is
+# (the caller points it at i).  They copy t's fields to locals: extensions build with
+# -fno-strict-aliasing, so each store to a slot would make the compiler read them again.
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline uint32_t _unlink_small(Table* t, Py_ssize_t i, uint32_t hole) noexcept nogil:
+    """In a table that keeps `slot_of`, whose slots hold their home (see _tag): no id is read."""
+    cdef uint32_t* slots = t.slots
+    cdef uint32_t* slot_of = t.slot_of
+    cdef int shift = 32 - t.bits
+    cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
+    cdef uint32_t j = hole
+    cdef uint32_t s
+    cdef Py_ssize_t last = t.size - 1
+    while True:
+        j = (j + 1) & mask
+        s = slots[j]
+        if s == 0:
+            break
+        if ((j - (s >> shift)) & mask) >= ((j - hole) & mask):  # home not in (hole, j]
+            slots[hole] = s
+            slot_of[(s & mask) - 1] = hole
+            hole = j
+    slots[hole] = 0
+    slot_of[i] = slot_of[last]
+    return slot_of[last]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline uint32_t _unlink_big(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
+    """In a big table: each entry's home is hashed from its id."""
+    cdef uint32_t* slots = t.slots
+    cdef const int64_t* keys = t.keys
+    cdef int shift = 32 - t.bits
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t j = hole
     cdef uint32_t s, home, pos
@@ -349,27 +415,24 @@ cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int 
     cdef const int64_t* k
     while True:
         j = (j + 1) & mask
-        s = t.slots[j]
+        s = slots[j]
         if s == 0:
             break
-        k = t.keys + <Py_ssize_t>((s & mask) - 1) * w
-        home = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
+        k = keys + <Py_ssize_t>((s & mask) - 1) * w
+        home = _hash_hi(k[0], _second(k, w), w) >> shift
         if ((j - home) & mask) >= ((j - hole) & mask):  # home not in (hole, j]: may move
-            t.slots[hole] = s
+            slots[hole] = s
             hole = j
-    t.slots[hole] = 0
-    if i != last:
-        # The last entry's slot is the one holding index last + 1: found from its home
-        # slot by comparing index bits only.
-        k = t.keys + last * w
-        pos = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
-        while (t.slots[pos] & mask) != <uint32_t>(last + 1):
-            pos = (pos + 1) & mask
-        t.slots[pos] = (t.slots[pos] & ~mask) | <uint32_t>(i + 1)
-        t.keys[i * w] = k[0]
-        if w == 2:
-            t.keys[i * 2 + 1] = k[1]
-    FR_STORE_SSIZE(&t.size, last)
+    slots[hole] = 0
+    if i == last:
+        return 0  # unused
+    # the slot holding index last + 1, found from the last id's home slot by comparing
+    # index bits only
+    k = keys + last * w
+    pos = _hash_hi(k[0], _second(k, w), w) >> shift
+    while (slots[pos] & mask) != <uint32_t>(last + 1):
+        pos = (pos + 1) & mask
+    return pos
 
 
 cdef int _cmp_desc(const void* x, const void* y) noexcept nogil:
@@ -629,19 +692,29 @@ cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) noexcept:
     """Move the table to 1 << bits slots, built aside and swapped in (fork-safe)."""
     cdef Table* t = &r._t
     cdef uint32_t* slots
+    cdef uint32_t* slot_of = NULL
     if bits < 0:
         return bits
     slots = <uint32_t*>PyMem_Calloc((<size_t>1) << bits, sizeof(uint32_t))
     if slots == NULL:
         return ROOM_NO_MEMORY
+    if bits <= SPARSE_MAX_BITS and t.keys_cap:
+        slot_of = <uint32_t*>PyMem_Realloc(t.slot_of, t.keys_cap * sizeof(uint32_t))
+        if slot_of == NULL:
+            PyMem_Free(slots)
+            return ROOM_NO_MEMORY
+        t.slot_of = slot_of  # only writers use it, and this one holds the write lock
     if gil_free:
         with nogil:
-            _fill_slots(slots, bits, t.keys, t.size, t.width)
+            _fill_slots(slots, bits, t.keys, t.size, t.width, slot_of)
     else:
-        _fill_slots(slots, bits, t.keys, t.size, t.width)
+        _fill_slots(slots, bits, t.keys, t.size, t.width, slot_of)
     PyMem_Free(t.slots)
     t.slots = slots
     t.bits = bits
+    if slot_of == NULL:  # a big table: deletes find the moved entry's slot by its id
+        PyMem_Free(t.slot_of)
+        t.slot_of = NULL
     FR_BUMP(&r._c.resizes, 1)
     return 0
 
@@ -649,12 +722,20 @@ cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) noexcept:
 cdef int _grow_keys(Table* t, Py_ssize_t need) noexcept:
     cdef Py_ssize_t cap = need + (need >> 3) + 8
     cdef int64_t* keys
+    cdef uint32_t* slot_of
     if cap > PY_SSIZE_T_MAX // <Py_ssize_t>(2 * sizeof(int64_t)):
         return ROOM_NO_MEMORY
     keys = <int64_t*>PyMem_Realloc(t.keys, cap * t.width * sizeof(int64_t))
     if keys == NULL:
         return ROOM_NO_MEMORY
     t.keys = keys
+    # A small table's `slot_of` grows with the ids.  (Started only while empty: one that
+    # is NULL beside ids waits for _rehash to fill it; deletes hash ids meanwhile.)
+    if t.bits <= SPARSE_MAX_BITS and (t.slot_of != NULL or t.size == 0):
+        slot_of = <uint32_t*>PyMem_Realloc(t.slot_of, cap * sizeof(uint32_t))
+        if slot_of == NULL:
+            return ROOM_NO_MEMORY  # keys_cap unchanged: `slot_of` still covers it
+        t.slot_of = slot_of
     t.keys_cap = cap
     return 0
 
@@ -705,7 +786,9 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
     t.keys[i * t.width] = a
     if t.width == 2:
         t.keys[i * 2 + 1] = b
-    t.slots[pos] = (_hash_hi(a, b, t.width) << t.bits) | <uint32_t>(i + 1)
+    t.slots[pos] = _tag(_hash_hi(a, b, t.width), t.bits) | <uint32_t>(i + 1)
+    if t.slot_of != NULL:
+        t.slot_of[i] = pos
     FR_STORE_SSIZE(&t.size, i + 1)
     r._version += 1
     FR_BUMP(&r._c.inserts, 1)
@@ -725,7 +808,7 @@ cdef inline PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) no
 
     The caller drops it after releasing the lock: the flow's __del__ may re-enter.
     """
-    cdef Py_ssize_t last = r._t.size - 1
+    cdef Py_ssize_t last = r._t.size - 1, hot
     cdef PyObject* flows = <PyObject*>r._flows
     cdef PyObject* removed = _list_get(flows, i)
     if r._t.width == 1:
@@ -736,10 +819,8 @@ cdef inline PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) no
         _list_set(flows, i, _list_get(flows, last))  # the last flow's reference moves
     _incref(<PyObject*>None)
     _list_set(flows, last, <PyObject*>None)
-    if r._hot == i:
-        r._hot = -1
-    elif r._hot == last:
-        r._hot = i
+    hot = r._hot  # gone with entry i, or moved with the last one (a select: no branch)
+    r._hot = -1 if hot == i else i if hot == last else hot
     r._version += 1
     FR_BUMP(&r._c.deletes, 1)
     return removed
@@ -1064,6 +1145,7 @@ cdef class _BaseRegistry:
             fr_rwlock_destroy(&self._rw)
         PyMem_Free(self._t.slots)
         PyMem_Free(self._t.keys)
+        PyMem_Free(self._t.slot_of)
 
     def __init__(self, items=(), /, *, capacity=0):
         cdef Py_ssize_t cap
@@ -1354,9 +1436,11 @@ cdef class _BaseRegistry:
         self._flows = fresh
         PyMem_Free(self._t.slots)
         PyMem_Free(self._t.keys)
+        PyMem_Free(self._t.slot_of)
         self._t.slots = slots
         self._t.bits = MIN_BITS
         self._t.keys = NULL
+        self._t.slot_of = NULL
         self._t.keys_cap = 0
         n = self._t.size
         FR_STORE_SSIZE(&self._t.size, 0)
@@ -1437,7 +1521,8 @@ cdef class _BaseRegistry:
         cdef int held = _acquire(self, HOLD_READ)  # clear() may swap the list and arrays
         flows = self._flows
         cdef Py_ssize_t size = ((<Py_ssize_t>1 << self._t.bits) * sizeof(uint32_t)
-                                + self._t.keys_cap * self._t.width * sizeof(int64_t))
+                                + self._t.keys_cap * self._t.width * sizeof(int64_t)
+                                + (self._t.keys_cap * sizeof(uint32_t) if self._t.slot_of else 0))
         _release(self, held)
         return object.__sizeof__(self) + size + flows.__sizeof__()
 

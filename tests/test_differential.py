@@ -781,3 +781,62 @@ def test_differential(both, kind, examples):
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+# The native core keeps two kinds of table: up to 2**16 slots (16,384 ids) a delete finds
+# every slot it changes from the slots themselves; above, from the ids.  Drive both
+# implementations across the switch and back (clear() starts a small table again).
+@pytest.mark.parametrize("kind", ["FlowRegistry", "PairFlowRegistry"])
+def test_deletes_across_the_table_switch(both, kind):
+    c, py = (getattr(both[name], kind)() for name in ("c", "py"))
+    spec = RegistryMachine(both, kind).spec
+    rng = random.Random(2024)
+    pool = [spec["wide"](rng.getrandbits(62) - 2**61) for _ in range(40_000)]
+    stored: list = []  # the ids stored, in no order: a random one is taken in O(1)
+
+    def same():
+        assert list(c.items()) == list(py.items())
+        assert len(c) == len(stored) and all(c[k] == py[k] for k in stored)
+        assert sorted(c) == sorted(stored)
+
+    def take(k):
+        i = stored.index(k) if stored[-1] != k else len(stored) - 1
+        stored[i] = stored[-1]
+        stored.pop()
+
+    def grow_and_shrink(up, down):
+        for target in (up, down):
+            while len(stored) != target:
+                if len(stored) < target and rng.random() < 0.8:
+                    k = pool[rng.randrange(len(pool))]
+                    if k not in c:
+                        c[k] = py[k] = len(stored)
+                        stored.append(k)
+                    continue
+                if not stored:
+                    continue
+                i = rng.randrange(len(stored))
+                k = stored[i]
+                how = rng.randrange(4)
+                if how == 0:
+                    del c[k], py[k]
+                elif how == 1:
+                    assert c.pop(k) == py.pop(k)
+                elif how == 2:
+                    k = c.popitem()[0]
+                    assert py.popitem()[0] == k
+                else:
+                    assert c.delete_many([k, k]) == py.delete_many([k, k]) == 1
+                if how == 2:
+                    take(k)
+                else:
+                    stored[i] = stored[-1]
+                    stored.pop()
+            same()
+
+    grow_and_shrink(16_000, 15_000)  # 2**16 slots
+    grow_and_shrink(17_000, 1_000)  # 2**17 slots from 16,385 ids on, and back down
+    c.clear()
+    py.clear()
+    stored.clear()
+    grow_and_shrink(3_000, 0)
