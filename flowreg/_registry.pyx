@@ -350,42 +350,31 @@ cdef void _fill_slots(uint32_t* slots, int bits, const int64_t* keys, Py_ssize_t
             slot_of[i] = pos
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
     """Drop dense entry i (in slot `hole`) from the table; the last entry moves into i.
 
     Backward-shift deletion: later members of the hole's cluster move back so that no
     probe breaks, and no tombstone is left behind.
     """
-    cdef Py_ssize_t last = t.size - 1
-    cdef uint32_t pos
     if t.slot_of != NULL:
-        pos = _unlink_small(t, i, hole)
+        _remove_small(t, i, hole, w)
     else:
-        pos = _unlink_big(t, i, hole, w)
-    if i != last:
-        t.slots[pos] = (t.slots[pos] & ~((<uint32_t>1 << t.bits) - 1)) | <uint32_t>(i + 1)
-        t.keys[i * w] = t.keys[last * w]
-        if w == 2:
-            t.keys[i * 2 + 1] = t.keys[last * 2 + 1]
-    FR_STORE_SSIZE(&t.size, last)
+        _remove_big(t, i, hole, w)
 
-
-# The two halves of _table_remove: the backward shift, then where the last entry's slot is
-# (the caller points it at i).  They copy t's fields to locals: extensions build with
-# -fno-strict-aliasing, so each store to a slot would make the compiler read them again.
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline uint32_t _unlink_small(Table* t, Py_ssize_t i, uint32_t hole) noexcept nogil:
-    """In a table that keeps `slot_of`, whose slots hold their home (see _tag): no id is read."""
+cdef inline void _remove_small(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
+    """_table_remove in a table that keeps `slot_of`, whose slots hold their home (see _tag):
+    no id is read."""
+    # (locals: extensions build with -fno-strict-aliasing, so each store to a slot would
+    # make the compiler read t's fields again)
     cdef uint32_t* slots = t.slots
     cdef uint32_t* slot_of = t.slot_of
     cdef int shift = 32 - t.bits
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t j = hole
-    cdef uint32_t s
+    cdef uint32_t s, pos
     cdef Py_ssize_t last = t.size - 1
     while True:
         j = (j + 1) & mask
@@ -397,17 +386,20 @@ cdef inline uint32_t _unlink_small(Table* t, Py_ssize_t i, uint32_t hole) noexce
             slot_of[(s & mask) - 1] = hole
             hole = j
     slots[hole] = 0
-    slot_of[i] = slot_of[last]
-    return slot_of[last]
+    if i != last:
+        pos = slot_of[last]
+        slot_of[i] = pos
+        slots[pos] = (slots[pos] & ~mask) | <uint32_t>(i + 1)
+        t.keys[i * w] = t.keys[last * w]
+        if w == 2:
+            t.keys[i * 2 + 1] = t.keys[last * 2 + 1]
+    FR_STORE_SSIZE(&t.size, last)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline uint32_t _unlink_big(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
-    """In a big table: each entry's home is hashed from its id."""
-    cdef uint32_t* slots = t.slots
-    cdef const int64_t* keys = t.keys
-    cdef int shift = 32 - t.bits
+cdef inline void _remove_big(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
+    """_table_remove in a big table: each entry's home is hashed from its id."""
     cdef uint32_t mask = (<uint32_t>1 << t.bits) - 1
     cdef uint32_t j = hole
     cdef uint32_t s, home, pos
@@ -415,24 +407,27 @@ cdef inline uint32_t _unlink_big(Table* t, Py_ssize_t i, uint32_t hole, const in
     cdef const int64_t* k
     while True:
         j = (j + 1) & mask
-        s = slots[j]
+        s = t.slots[j]
         if s == 0:
             break
-        k = keys + <Py_ssize_t>((s & mask) - 1) * w
-        home = _hash_hi(k[0], _second(k, w), w) >> shift
+        k = t.keys + <Py_ssize_t>((s & mask) - 1) * w
+        home = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
         if ((j - home) & mask) >= ((j - hole) & mask):  # home not in (hole, j]: may move
-            slots[hole] = s
+            t.slots[hole] = s
             hole = j
-    slots[hole] = 0
-    if i == last:
-        return 0  # unused
-    # the slot holding index last + 1, found from the last id's home slot by comparing
-    # index bits only
-    k = keys + last * w
-    pos = _hash_hi(k[0], _second(k, w), w) >> shift
-    while (slots[pos] & mask) != <uint32_t>(last + 1):
-        pos = (pos + 1) & mask
-    return pos
+    t.slots[hole] = 0
+    if i != last:
+        # The last entry's slot is the one holding index last + 1: found from its home
+        # slot by comparing index bits only.
+        k = t.keys + last * w
+        pos = _hash_hi(k[0], _second(k, w), w) >> (32 - t.bits)
+        while (t.slots[pos] & mask) != <uint32_t>(last + 1):
+            pos = (pos + 1) & mask
+        t.slots[pos] = (t.slots[pos] & ~mask) | <uint32_t>(i + 1)
+        t.keys[i * w] = k[0]
+        if w == 2:
+            t.keys[i * 2 + 1] = k[1]
+    FR_STORE_SSIZE(&t.size, last)
 
 
 cdef int _cmp_desc(const void* x, const void* y) noexcept nogil:
