@@ -69,7 +69,7 @@ _V = TypeVar("_V")
 # Hash table policy.  The native core implements it in C; the fallback follows
 # it so that `stats()["capacity"]` and the `resizes` counter agree.
 MIN_BITS = 4
-MAX_BITS = 31  # slots hold (hash tag << bits) | (dense index + 1) in 32 bits
+MAX_BITS = 31  # slots hold a hash tag above (dense index + 1) in 32 bits
 SPARSE_MAX_BITS = 16  # tables up to this size (256 KB of slots) stay in the CPU's caches
 
 
@@ -79,7 +79,9 @@ def usable(bits: int) -> int:
     Load <= 1/4 up to ``2**SPARSE_MAX_BITS`` slots: clusters stay short, so probes and
     the backward shift of a delete rarely go past one slot, for 4-8 more bytes per id
     (tables of 16,385-32,768 ids, the first after the switch, take up to 16 more).
-    Load <= 1/2 above that, where the slots are a third of the memory per entry.
+    The native core's small tables also keep each entry's slot, 4 bytes per id, so that a
+    delete reads no ids.  Load <= 1/2 above that, where the slots are a third of the memory
+    per entry.
     """
     return 1 << (bits - 2 if bits <= SPARSE_MAX_BITS else bits - 1)
 

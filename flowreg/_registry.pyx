@@ -9,7 +9,7 @@ maps an id to its dense index.  A slot holds a hash tag above ``index + 1``
 (see _tag), so most non-matching slots are rejected without reading the key
 array.  Linear probing, load <= 1/4 up to 2**16 slots and <= 1/2 above (see
 _mapping.usable), backward-shift deletion (no tombstones), delete =
-swap-with-last.  Up to 2**16 slots a delete reads no ids: each slot's tag
+swap-with-last.  Up to 2**16 slots a delete hashes no id: each slot's tag
 holds its home slot, and `slot_of` the slot of each dense entry.
 
 Thread safety: see the README.  In short, on GIL builds every change to the
@@ -366,7 +366,7 @@ cdef inline void _table_remove(Table* t, Py_ssize_t i, uint32_t hole, const int 
 @cython.wraparound(False)
 cdef inline void _remove_small(Table* t, Py_ssize_t i, uint32_t hole, const int w) noexcept nogil:
     """_table_remove in a table that keeps `slot_of`, whose slots hold their home (see _tag):
-    no id is read."""
+    no id is hashed."""
     # (locals: extensions build with -fno-strict-aliasing, so each store to a slot would
     # make the compiler read t's fields again)
     cdef uint32_t* slots = t.slots
@@ -693,23 +693,21 @@ cdef int _rehash(_BaseRegistry r, int bits, bint gil_free) noexcept:
     slots = <uint32_t*>PyMem_Calloc((<size_t>1) << bits, sizeof(uint32_t))
     if slots == NULL:
         return ROOM_NO_MEMORY
-    if bits <= SPARSE_MAX_BITS and t.keys_cap:
-        slot_of = <uint32_t*>PyMem_Realloc(t.slot_of, t.keys_cap * sizeof(uint32_t))
+    if bits <= SPARSE_MAX_BITS and t.keys_cap:  # built aside too
+        slot_of = <uint32_t*>PyMem_Malloc(t.keys_cap * sizeof(uint32_t))
         if slot_of == NULL:
             PyMem_Free(slots)
             return ROOM_NO_MEMORY
-        t.slot_of = slot_of  # only writers use it, and this one holds the write lock
     if gil_free:
         with nogil:
             _fill_slots(slots, bits, t.keys, t.size, t.width, slot_of)
     else:
         _fill_slots(slots, bits, t.keys, t.size, t.width, slot_of)
     PyMem_Free(t.slots)
+    PyMem_Free(t.slot_of)
     t.slots = slots
     t.bits = bits
-    if slot_of == NULL:  # a big table: deletes find the moved entry's slot by its id
-        PyMem_Free(t.slot_of)
-        t.slot_of = NULL
+    t.slot_of = slot_of  # NULL in a big table: deletes find the moved entry's slot by its id
     FR_BUMP(&r._c.resizes, 1)
     return 0
 
@@ -724,9 +722,7 @@ cdef int _grow_keys(Table* t, Py_ssize_t need) noexcept:
     if keys == NULL:
         return ROOM_NO_MEMORY
     t.keys = keys
-    # A small table's `slot_of` grows with the ids.  (Started only while empty: one that
-    # is NULL beside ids waits for _rehash to fill it; deletes hash ids meanwhile.)
-    if t.bits <= SPARSE_MAX_BITS and (t.slot_of != NULL or t.size == 0):
+    if t.bits <= SPARSE_MAX_BITS:  # a small table's `slot_of` grows with the ids
         slot_of = <uint32_t*>PyMem_Realloc(t.slot_of, cap * sizeof(uint32_t))
         if slot_of == NULL:
             return ROOM_NO_MEMORY  # keys_cap unchanged: `slot_of` still covers it

@@ -904,10 +904,16 @@ import _testcapi
 
 reg = mod.FlowRegistry()
 k = 0
-while len(reg) < 70_000 or len(reg) < reg.stats()["capacity"]:  # full, and large enough that
-    reg[k] = None  # growing its table takes the write lock and runs without the GIL
+while len(reg) < {size} or len(reg) < reg.stats()["capacity"]:  # full: the write must grow it
+    reg[k] = None
     k += 1
 before = (len(reg), reg.stats()["capacity"])
+
+
+def check(stored):  # every id still found, and deletes (which move entries) still right
+    for i in range(0, stored, 7):
+        del reg[i]
+    assert all((i in reg) == (i % 7 != 0) for i in range(stored))
 
 
 class Cycle:
@@ -926,10 +932,12 @@ try:
 except MemoryError:
     _testcapi.remove_mem_hooks()
     assert (len(reg), reg.stats()["capacity"]) == before and k not in reg
+    check(k)
     print("MemoryError")
 else:
     _testcapi.remove_mem_hooks()
     assert reg[k] == "v" and len(reg) == before[0] + 1
+    check(k + 1)
     print("stored")
 """
 
@@ -938,9 +946,10 @@ else:
 @pytest.mark.parametrize(
     "write", ['reg[k] = "v"', 'reg.create_flow(k, "v")', 'reg.setdefault(k, "v")', 'reg.update([(k, "v")])']
 )
-def test_out_of_memory_while_holding_the_lock(Registry, tmp_path, write):
+@pytest.mark.parametrize("size", [1000, 70_000])  # a small table; a big one, grown without the GIL
+def test_out_of_memory_while_holding_the_lock(Registry, tmp_path, write, size):
     pytest.importorskip("_testcapi")
-    scripts = [OUT_OF_MEMORY_UNDER_THE_LOCK.format(n=n, write=write) for n in range(4)]
+    scripts = [OUT_OF_MEMORY_UNDER_THE_LOCK.format(n=n, write=write, size=size) for n in range(4)]
     outcomes = [run_script(Registry, script, tmp_path) for script in scripts]
     assert "MemoryError\n" in outcomes, outcomes  # the failure was met at least once
 
