@@ -131,6 +131,15 @@ def acquire_unless_stopped(lock: Any) -> bool:
     return bool(lock.acquire())
 
 
+def locked_at_exit(name: str) -> RuntimeError:
+    """The error of a registry (type name `name`) whose write lock a thread stopped at exit
+    holds: both implementations raise it rather than wait forever."""
+    return RuntimeError(
+        f"{name}: the interpreter is exiting and the registry is locked by a thread it stopped "
+        "(a daemon thread): it cannot be used any more"
+    )
+
+
 def special_method(obj: object, name: str) -> Any:
     """obj's special method `name` found as the interpreter finds one (on its type, then bound
     by its descriptor, so a staticmethod works as in dict's __missing__), or ABSENT."""

@@ -57,6 +57,7 @@ from ._mapping import (
     deepcopy_registry,
     id_error,
     items_equal,
+    locked_at_exit,
     not_found,
     registry_repr,
     restore,
@@ -538,10 +539,7 @@ cdef int _acquire_slow(_BaseRegistry r, int mode) except -1:
 cdef int _check_not_stuck(_BaseRegistry r) except -1:
     """Before waiting for the lock: at interpreter exit its holder can never let it go."""
     if FR_IS_FINALIZING():
-        raise RuntimeError(
-            f"{type(r).__name__}: the interpreter is exiting and the registry is locked by a "
-            "thread it stopped (a daemon thread): it cannot be used any more"
-        )
+        raise locked_at_exit(type(r).__name__)
     return 0
 
 

@@ -48,6 +48,7 @@ from ._mapping import (
     deepcopy_registry,
     id_error,
     items_equal,
+    locked_at_exit,
     not_found,
     registry_repr,
     restore,
@@ -83,10 +84,7 @@ def _write_lock(reg: _Storage) -> _WriteLock:
 def _enter_at_exit(lock: _WriteLock) -> bool:
     """_WriteLock.__enter__ once exit has begun: never wait for a holder the interpreter stopped."""
     if not acquire_unless_stopped(lock):
-        raise RuntimeError(
-            f"{lock.registry_name}: the interpreter is exiting and the registry is locked by a "
-            "thread it stopped (a daemon thread): it cannot be used any more"
-        )
+        raise locked_at_exit(lock.registry_name)
     return True
 
 
