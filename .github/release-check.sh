@@ -5,8 +5,8 @@
 #   2. the sdist holds the sources (.pyx, .pyi, .h, py.typed), every test file and README.md,
 #      and no generated .c/.so; the wheel holds all the package's code and the compiled core;
 #   3. the sdist installs in a fresh venv with no working C compiler (CC=false, checked first):
-#      pip shows setup.py's fallback message and `flowreg info` says implementation py; with
-#      FLOWREG_REQUIRE_EXTENSION=1 the same install fails instead;
+#      pip shows setup.py's fallback message, `flowreg info` says implementation py and the test
+#      suite passes on the fallback; with FLOWREG_REQUIRE_EXTENSION=1 the same install fails;
 #   4. FLOWREG_NO_EXTENSIONS=1 builds the pure py3-none-any wheel;
 #   5. for every CPython 3.10-3.13 found here (pyenv, else python3.1x on PATH), a wheel built
 #      for it installs in a fresh venv and passes the sdist's test suite with
@@ -194,7 +194,23 @@ grep -qE '^implementation +py$' "$work/nocc-info.txt" || fail "flowreg info does
 if "$work/nocc/bin/python" -I -c 'import flowreg._registry' 2>/dev/null; then
     fail "a native core was installed without a compiler"
 fi
-ok "sdist without a compiler (CC=false): installs; pip -v shows the fallback message; flowreg info: py; fails with FLOWREG_REQUIRE_EXTENSION=1"
+# The README's test command there, as a user without a compiler runs it: the suite passes on
+# the fallback and skips the native core's items, saying why.
+CC=false CXX=false LDSHARED=false FLOWREG_REQUIRE_EXTENSION='' "$work/nocc/bin/python" -m pip install -q \
+    --no-cache-dir "${sdist}[test]" >"$work/nocc-test.log" 2>&1 || {
+    tail -n 40 "$work/nocc-test.log"
+    fail "installing the sdist's test extra without a compiler"
+}
+mkdir "$work/nocc-cwd"
+(cd "$work/nocc-cwd" && FLOWREG_REQUIRE_EXTENSION='' "$work/nocc/bin/pytest" -q -rs -p no:cacheprovider \
+    "$work/unpacked/tests" >"$work/nocc-pytest.log" 2>&1) || {
+    tail -n 40 "$work/nocc-pytest.log"
+    fail "without a compiler: the test suite failed"
+}
+grep -q 'the native core is not built here' "$work/nocc-pytest.log" ||
+    fail "without a compiler: the suite does not say why it skips the native core's items"
+nocc_result=$(tail -n 1 "$work/nocc-pytest.log" | sed 's/=//g; s/^ *//; s/ *$//')
+ok "sdist without a compiler (CC=false): installs; pip -v shows the fallback message; flowreg info: py; fails with FLOWREG_REQUIRE_EXTENSION=1; test suite on the fallback: $nocc_result"
 
 step "FLOWREG_NO_EXTENSIONS=1: the pure wheel"
 FLOWREG_NO_EXTENSIONS=1 "$tools/python" -m pip wheel -q --no-deps --no-cache-dir -w "$work/pure" "$sdist" \

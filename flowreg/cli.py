@@ -30,8 +30,9 @@ def build_info() -> dict[str, Any]:
     }
     try:
         from . import _registry
-    except ImportError as exc:
-        info["native_import_error"] = str(exc)
+    # ImportError: not built.  Anything else: a broken build, which `import flowreg` passed over.
+    except Exception as exc:
+        info["native_import_error"] = f"{type(exc).__name__}: {exc}"
     else:
         info.update(_registry._BUILD_INFO)
     return info

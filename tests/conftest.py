@@ -1,19 +1,37 @@
 """Every test that takes `impl` (or `Registry`/`PairRegistry`) runs against both
 implementations: ids [c] and [py].
 
-The native core is imported by name, so a broken build errors instead of
-quietly testing the fallback twice.  FLOWREG_NO_EXTENSIONS=1 skips the [c]
-items; FLOWREG_REQUIRE_EXTENSION=1 (set by CI) fails the run if the native
-core is missing.
+The native core is imported by name, so the fallback is never tested twice.
+The [c] items are skipped, with the reason, where it is not built (no compiler:
+pip installed the pure-Python package) or FLOWREG_NO_EXTENSIONS=1 is set;
+FLOWREG_REQUIRE_EXTENSION=1 (set by CI) fails the run instead if the native core
+is missing, and a native core that is built but raises on import is an error.
 """
 
 import importlib
+import importlib.util
 import os
 from types import SimpleNamespace
 
 import pytest
 
 IMPLS = {"c": "flowreg._registry", "py": "flowreg._registry_py"}
+
+
+def _no_native_core() -> str | None:
+    """Why the [c] items are skipped, or None."""
+    if os.environ.get("FLOWREG_NO_EXTENSIONS"):
+        return "FLOWREG_NO_EXTENSIONS is set"
+    if importlib.util.find_spec(IMPLS["c"]) is None:
+        return "the native core is not built here (no compiler: pip installed the pure-Python package)"
+    return None
+
+
+NO_NATIVE_CORE = _no_native_core()
+
+
+def pytest_report_header(config):
+    return f"flowreg: [c] items skipped: {NO_NATIVE_CORE}" if NO_NATIVE_CORE else None
 
 
 def pytest_sessionstart(session):
@@ -28,8 +46,8 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("FLOWREG_NO_EXTENSIONS"):
-        skip = pytest.mark.skip(reason="FLOWREG_NO_EXTENSIONS is set")
+    if NO_NATIVE_CORE:
+        skip = pytest.mark.skip(reason=NO_NATIVE_CORE)
         for item in items:
             if item.get_closest_marker("c_ext"):
                 item.add_marker(skip)
@@ -38,8 +56,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", params=[pytest.param("c", marks=pytest.mark.c_ext), "py"])
 def impl(request):
     """One implementation: a namespace with name, FlowRegistry and PairFlowRegistry."""
-    if request.param == "c" and os.environ.get("FLOWREG_NO_EXTENSIONS"):
-        pytest.skip("FLOWREG_NO_EXTENSIONS is set")
+    if request.param == "c" and NO_NATIVE_CORE:
+        pytest.skip(NO_NATIVE_CORE)
     module = importlib.import_module(IMPLS[request.param])
     return SimpleNamespace(
         name=request.param, FlowRegistry=module.FlowRegistry, PairFlowRegistry=module.PairFlowRegistry
@@ -59,6 +77,6 @@ def PairRegistry(impl):
 @pytest.fixture
 def both():
     """Both implementations at once, for differential tests (skips where only one exists)."""
-    if os.environ.get("FLOWREG_NO_EXTENSIONS"):
-        pytest.skip("FLOWREG_NO_EXTENSIONS is set")
+    if NO_NATIVE_CORE:
+        pytest.skip(NO_NATIVE_CORE)
     return {name: importlib.import_module(module) for name, module in IMPLS.items()}

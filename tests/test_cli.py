@@ -183,10 +183,13 @@ def test_bench_json_suite_specific_keys(tiny_run):
         assert {(r["op"], r["threads"]) for r in reference} == {("contains_many", t) for t in (1, 2)}
         assert all((r["threads"] > 1) == ("ratio_to_1_thread" in r) for r in reference)
     target = next(v for v in document["verdicts"] if "on 2 threads" in v["claim"])
-    assert "(in the same runs: sha256 " in target["measured"]
-    assert ", blake2b " in target["measured"]
-    assert "at n=1,000 " in target["measured"]
-    assert "at n=21 " not in target["measured"]  # the target names 1,000 and 1,000,000 only
+    if "c" not in AVAILABLE:  # a target of the native core (pure-Python package installed)
+        assert target["verdict"] == "not measured"
+    else:
+        assert "(in the same runs: sha256 " in target["measured"]
+        assert ", blake2b " in target["measured"]
+        assert "at n=1,000 " in target["measured"]
+        assert "at n=21 " not in target["measured"]  # the target names 1,000 and 1,000,000 only
     flow_objects = {r["impl"] for r in rows if r["suite"] == "memory" and r["op"] == "flow object"}
     assert {"plain class", "__slots__", "dataclass(slots=True)", "NamedTuple"} <= flow_objects
 
@@ -204,8 +207,9 @@ def test_bench_json_verdicts(tiny_run):
     # a target at a size the run did not measure says so, and shows the sizes it did measure
     memory = next(v for v in document["verdicts"] if "bytes per entry at 1M" in v["claim"])
     assert memory["verdict"] == "not measured"
-    assert memory["measured"].startswith("not measured at n=1,000,000 (")
-    assert "at n=1,000)" in memory["measured"]
+    if "c" in AVAILABLE:  # a target of the native core, measured at n=1,000 only
+        assert memory["measured"].startswith("not measured at n=1,000,000 (")
+        assert "at n=1,000)" in memory["measured"]
 
 
 def test_bench_target_shows_the_references_that_were_measured():

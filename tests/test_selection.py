@@ -107,11 +107,15 @@ def test_a_broken_extension_falls_back_silently(tmp_path):
         sys.meta_path.insert(0, BrokenCore())
         import flowreg
         print(flowreg.IMPLEMENTATION, sorted(flowreg.implementations()))
+        from flowreg.cli import build_info  # flowreg info says why, rather than crash
+
+        info = build_info()
+        print(info["implementation"], info["native_import_error"])
         """,
         tmp_path,
         FLOWREG_NO_EXTENSIONS="",
     )
-    assert out == "py ['py']"
+    assert out == "py ['py']\npy RuntimeError: the module's init failed"
 
 
 @SUBPROCESS
