@@ -184,6 +184,31 @@ def test_del_reentry_leaves_both_implementations_alike(both, pair, trigger, acti
     assert native == fallback
 
 
+def test_a_freed_registry_drops_its_flows_in_its_documented_order(kind, impl):
+    """The one release order the two implementations do not share (README, Thread safety):
+    the native core as clear() does, the last in dense order first; the fallback in the order
+    the ids were stored (its id -> flow dict's)."""
+    make, fid, _ = kind
+    freed = []
+
+    class Logged:
+        def __init__(self, i):
+            self.i = i
+
+        def __del__(self):
+            freed.append(self.i)
+
+    reg = make((fid(i), Logged(i)) for i in range(6))
+    del reg[fid(1)]  # swap-with-last: 5 moves to where 1 was
+    reg[fid(2)] = Logged(22)  # an overwrite keeps the id's place
+    reg[fid(7)] = Logged(7)
+    del reg[fid(0)]  # 7 moves to the front
+    assert list(reg) == [fid(i) for i in (7, 5, 2, 3, 4)]
+    freed.clear()
+    del reg  # (CPython frees it here: no cycle)
+    assert freed == ([4, 3, 22, 5, 7] if impl.name == "c" else [22, 3, 4, 5, 7])
+
+
 @pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 @pytest.mark.parametrize("action", DEL_ACTIONS)
 def test_del_reenters_when_registry_is_collected(kind, action):
