@@ -1099,6 +1099,7 @@ cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t*
 # ---------------------------------------------------------- the classes
 
 @cython.no_gc_clear  # tp_clear would leave _flows None under a table that still counts them
+@cython.collection_type("mapping")  # `match` takes it for a mapping, as it does a dict
 cdef class _BaseRegistry:
     """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
 

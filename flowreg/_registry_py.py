@@ -99,9 +99,7 @@ def _at_exit() -> None:
 def _int_id(o: Any) -> tuple[int, Any]:
     """(0, id), or (BAD_TYPE or OVERFLOW, None): the native core's conversion."""
     if type(o) is not int:
-        if not isinstance(o, int) and not hasattr(type(o), "__index__"):
-            return BAD_TYPE, None
-        try:
+        try:  # as natively, only the type's own slots decide: not o.__class__, not a metaclass
             o = operator.index(o)  # __index__ may run Python code: before any change
         except TypeError:
             return BAD_TYPE, None
@@ -121,7 +119,7 @@ def _pair_id(o: Any) -> tuple[int, Any]:
         ):
             return 0, o
     # A tuple subclass's own __len__ and __getitem__ are not consulted (natively neither).
-    if not isinstance(o, tuple) or tuple.__len__(o) != 2:
+    if not issubclass(type(o), tuple) or tuple.__len__(o) != 2:  # type(o): not o.__class__
         return BAD_TYPE, None
     code, a = _int_id(tuple.__getitem__(o, 0))
     if code:
@@ -507,8 +505,16 @@ class _BaseRegistry(_Storage):
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
             self._reserve(new)
             changes = dict(pairs)
-            # released after the lock, in update order as natively (a list drops its items last first)
-            olds = [current[k] for k in reversed(changes) if k in current]
+            # the values replaced, in the order the native core replaces them: each pair's in turn
+            if len(changes) == len(pairs):
+                olds = [current[k] for k in changes if k in current]
+            else:  # an id given more than once also replaces the value it was given before
+                olds = []
+                given: dict[Any, Any] = {}
+                for k, v in pairs:
+                    if k in given or k in current:
+                        olds.append(given[k] if k in given else current[k])
+                    given[k] = v
             added = [k for k in changes if k not in current]
             if added:  # replacing values does not invalidate iterators
                 self._version += 1
@@ -517,6 +523,10 @@ class _BaseRegistry(_Storage):
                 self._pos[key] = len(self._keys)
                 self._keys.append(key)
             self._inserts += len(added)
+        # released after the lock, in that order: `olds` holds the last references to them, and
+        # a list drops its items last first
+        del pairs, changes
+        olds.reverse()
         del olds
 
     def copy(self) -> Any:

@@ -770,6 +770,35 @@ def test_abc_registration_and_generic_alias(flavor):
     assert alias.__args__ == (str,)
 
 
+_ONE = SimpleNamespace(int=1, pair=(1, -1))  # a mapping pattern's keys: literals or dotted names
+
+
+def _match(subject):
+    match subject:
+        case [*_]:
+            return "sequence"
+        case {**rest} if not rest:
+            return "empty mapping"
+        case {_ONE.int: flow, **rest} | {_ONE.pair: flow, **rest}:
+            return flow, sorted(rest)
+        case {**rest}:
+            return "other mapping", sorted(rest)
+    return "no match"
+
+
+def test_match_takes_it_for_a_mapping(flavor):
+    """`match` mapping patterns, as with a dict (for subclasses too)."""
+
+    class Sub(flavor.cls):
+        pass
+
+    k = flavor.k
+    for cls in (flavor.cls, Sub):
+        assert _match(cls()) == "empty mapping"
+        assert _match(cls({k(1): "a", k(2): "b"})) == ("a", [k(2)])
+        assert _match(cls({k(2): "b"})) == ("other mapping", [k(2)])
+
+
 @pytest.mark.thread_unsafe(reason="gc.collect() returns at once while another thread is collecting")
 def test_weakref(flavor):
     reg = flavor.cls({flavor.k(1): "a"})

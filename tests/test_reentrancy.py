@@ -184,6 +184,30 @@ def test_del_reentry_leaves_both_implementations_alike(both, pair, trigger, acti
     assert native == fallback
 
 
+def test_update_giving_an_id_twice_releases_alike(both):
+    """Each value an update replaces goes in the order replaced, an earlier one of the same
+    update too, in both implementations (here the update holds the last references)."""
+
+    def run(module):
+        freed = []
+
+        class Logged:
+            def __init__(self, name):
+                self.name = name
+
+            def __del__(self):
+                freed.append(self.name)
+
+        reg = module.FlowRegistry({1: Logged("old 1"), 2: Logged("old 2")})
+        ids, names = [1, 2, 3, 1, 3, 1], ["a", "x", "n", "b", "n2", "c"]
+        reg.update((k, Logged(name)) for k, name in zip(ids, names, strict=True))
+        return list(freed), [v.name for v in reg.values()]
+
+    native, fallback = run(both["c"]), run(both["py"])
+    assert native == fallback
+    assert native == (["old 1", "old 2", "a", "n", "b"], ["c", "x", "n2"])
+
+
 def test_a_freed_registry_drops_its_flows_in_its_documented_order(kind, impl):
     """The one release order the two implementations do not share (README, Thread safety):
     the native core as clear() does, the last in dense order first; the fallback in the order
