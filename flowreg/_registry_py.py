@@ -342,21 +342,22 @@ class _BaseRegistry(_Storage):
     def _reserve(self, extra: int) -> None:
         need = len(self._keys) + extra
         if need > self._room:
-            self._bits = bits_for(need)
-            self._room = usable(self._bits)
+            bits = bits_for(need)
+            room = usable(bits)
+            self._bits = bits
+            self._room = room  # last: stopped before it, the next write reserves again
             self._resizes += 1
 
     def _insert(self, key: Any, flow: Any) -> None:
         if len(self._keys) >= self._room:
             self._reserve(1)
         self._version += 1  # first: an iterator must not hand out an id being inserted
-        self._keys.append(key)
-        try:  # only a MemoryError gets in the way; then the ids are as they were
+        try:
+            self._keys.append(key)
             self._pos[key] = len(self._keys) - 1
-            self._map[key] = flow
-        except BaseException:
-            self._pos.pop(key, None)
-            self._keys.pop()
+            self._map[key] = flow  # the step readers see: stopped before it, nothing was stored
+        except BaseException:  # a MemoryError, or one raised asynchronously (see _mend)
+            _mend(self)
             raise
         self._inserts += 1
 
@@ -374,8 +375,12 @@ class _BaseRegistry(_Storage):
         self._deletes += 1
 
     def _remove(self, key: Any) -> Any:
-        self._unindex(key)
-        return self._map.pop(key)
+        try:
+            self._unindex(key)
+            return self._map.pop(key)
+        except BaseException:
+            _mend(self)
+            raise
 
     def _apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
         """Change `_map` as one step for readers: set `changes`, drop the ids in `gone`."""
@@ -483,9 +488,14 @@ class _BaseRegistry(_Storage):
             # dropped after the lock is released, from the last in dense order, as natively
             old = [self._map[key] for key in self._keys]
             self._deletes += len(self._keys)
-            self._map, self._keys, self._pos = {}, [], {}
+            room = usable(MIN_BITS)
+            try:
+                self._map, self._keys, self._pos = {}, [], {}
+            except BaseException:
+                _mend(self)
+                raise
             self._bits = MIN_BITS
-            self._room = usable(MIN_BITS)
+            self._room = room
             self._hot = None
         del old
 
@@ -518,10 +528,14 @@ class _BaseRegistry(_Storage):
             added = [k for k in changes if k not in current]
             if added:  # replacing values does not invalidate iterators
                 self._version += 1
-            self._apply(changes)
-            for key in added:
-                self._pos[key] = len(self._keys)
-                self._keys.append(key)
+            try:
+                self._apply(changes)
+                for key in added:
+                    self._pos[key] = len(self._keys)
+                    self._keys.append(key)
+            except BaseException:
+                _mend(self)
+                raise
             self._inserts += len(added)
         # released after the lock, in that order: `olds` holds the last references to them, and
         # a list drops its items last first
@@ -681,9 +695,13 @@ class _BaseRegistry(_Storage):
             removed = [current[key] for key in reversed(present)]
             if present:
                 self._version += 1
-                self._apply({}, present)
-                for key in present:
-                    self._unindex(key)
+                try:
+                    self._apply({}, present)
+                    for key in present:
+                        self._unindex(key)
+                except BaseException:
+                    _mend(self)
+                    raise
         del removed
         return len(present)
 
@@ -776,10 +794,11 @@ def _after_fork_in_child() -> None:
 
 
 def _mend(reg: _Storage) -> None:
-    """Make the dense order agree with `_map` again, for a registry that a thread of the parent
-    may have left halfway through a write: `_map`, which reads use, changes in single steps,
-    `_keys` and `_pos` in several.  The ids keep their order; ids only `_map` has come last
-    (the ids are `_map`'s, which `_room` already holds)."""
+    """Make the dense order agree with `_map` again, for a registry left halfway through a write:
+    by an exception raised there (a MemoryError, or one raised asynchronously: Ctrl-C, a signal
+    handler's) or, in a fork child, by a thread of the parent.  `_map`, which reads use, changes
+    in single steps, `_keys` and `_pos` in several.  The ids keep their order; ids only `_map`
+    has come last (the ids are `_map`'s, which `_room` already holds)."""
     stored = reg._map
     # a swap-with-last stopped halfway may list an id twice, or not at all
     keys = list(dict.fromkeys([*(key for key in reg._keys if key in stored), *stored]))

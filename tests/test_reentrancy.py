@@ -1,11 +1,13 @@
 """Python code that runs in the middle of an operation and re-enters the registry:
 a removed value's __del__, and an id's __index__.  Nothing may crash, the
 registry must be consistent whenever that code runs and afterwards, and a
-conversion runs (once) before any change."""
+conversion runs (once) before any change.  Also an exception raised in the
+middle of a write (as Ctrl-C or a signal handler's would be)."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from array import array
 from typing import ClassVar
@@ -380,3 +382,76 @@ def test_index_raising_leaves_registry_unchanged(kind, op):
         INDEX_OPS[op](reg, k, fid)
     assert list(reg.items()) == list(expected.items())
     check_consistent(reg)
+
+
+# ------------------------------------------------------------- asynchronous exceptions
+
+
+class _Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt, or an exception a signal handler raises."""
+
+
+# A write of each kind on a registry holding the ids 0..5 (id 9 and 10 are new).
+INTERRUPTED_WRITES = {
+    "setitem new": lambda reg, fid: reg.__setitem__(fid(9), "new"),
+    "setitem replace": lambda reg, fid: reg.__setitem__(fid(1), "new"),
+    "create_flow": lambda reg, fid: reg.create_flow(fid(9), "new"),
+    "setdefault": lambda reg, fid: reg.setdefault(fid(9), "new"),
+    "get_or_create": lambda reg, fid: reg.get_or_create(fid(9), lambda k: "new"),
+    "del": lambda reg, fid: reg.__delitem__(fid(1)),
+    "pop": lambda reg, fid: reg.pop(fid(1)),
+    "popitem": lambda reg, fid: reg.popitem(),
+    "delete_many": lambda reg, fid: reg.delete_many([fid(1), fid(4), fid(9)]),
+    "update": lambda reg, fid: reg.update({fid(1): "x", fid(9): "y", fid(10): "z"}),
+    "update repeating an id": lambda reg, fid: reg.update((fid(k), "x") for k in (9, 1, 9, 10)),
+    "|=": lambda reg, fid: reg.__ior__({fid(2): "x", fid(9): "y"}),
+    "clear": lambda reg, fid: reg.clear(),
+}
+
+
+def _interrupt_at(n, write, *args):
+    """Run write(*args), raising _Interrupt at the n-th bytecode flowreg's Python code runs (more
+    places than CPython delivers such exceptions at); returns whether it was raised."""
+    fired = False
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal fired, count
+        if "flowreg" not in frame.f_code.co_filename:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode" and not fired:
+            count += 1
+            if count == n:
+                fired = True
+                raise _Interrupt
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        write(*args)
+    except _Interrupt:
+        pass
+    finally:
+        sys.settrace(previous)
+    return fired
+
+
+@pytest.mark.parametrize("write", INTERRUPTED_WRITES)
+def test_a_write_interrupted_anywhere_leaves_the_registry_whole(kind, write):
+    """The native core's writes run no bytecode; the fallback's, stopped at any of theirs,
+    leave a registry whose reads, iteration and later writes agree (the write happened or not)."""
+    make, fid, _ = kind
+    n = 1
+    while True:
+        reg = make((fid(i), f"v{i}") for i in range(6))
+        fired = _interrupt_at(n, INTERRUPTED_WRITES[write], reg, fid)
+        check_consistent(reg)
+        reg[fid(20)] = "later"
+        reg.pop(fid(3), None)
+        check_consistent(reg)
+        assert reg[fid(20)] == "later"
+        if not fired:
+            break
+        n += 1
