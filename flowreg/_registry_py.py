@@ -1,19 +1,22 @@
 """flowreg's pure-Python implementation: the native core's API and behaviour, in Python.
 
 Layout mirrors the native core so both give the same order after any sequence
-of operations: ids kept densely in `_keys` (swap-with-last on delete) with
-`_pos` mapping an id to its dense index.  Reads go through `_map`, a plain
+of operations: ids kept densely in `_fr_keys` (swap-with-last on delete) with
+`_fr_pos` mapping an id to its dense index.  Reads go through `_fr_map`, a plain
 dict from id to flow, so a single read is one dict operation: it never sees a
-half-finished change and is as fast as the dict it replaces.
+half-finished change and is as fast as the dict it replaces.  The state and
+the helpers are named `_fr_*`, so that a subclass's own attributes and methods
+(a `self._lock` of its own, say) cannot meet them: the native core's are out of
+Python's sight.
 
-Thread safety: writers hold `_lock`; readers take no lock.  A change of
-several ids is applied to `_map` by one C-level call (GIL builds) or by
+Thread safety: writers hold `_fr_lock`; readers take no lock.  A change of
+several ids is applied to `_fr_map` by one C-level call (GIL builds) or by
 swapping in an updated copy (free-threaded builds), so readers see none or
-all of it.  Writers bump `_version` before touching `_keys`, and iterators
+all of it.  Writers bump `_fr_version` before touching `_fr_keys`, and iterators
 check it again after reading, so an iterator never yields a torn entry.
 
 At exit CPython stops daemon threads for good where they next take the GIL,
-one inside a write with `_lock` held too.  `_lock` is the C RLock, `with` and
+one inside a write with `_fr_lock` held too.  `_fr_lock` is the C RLock, `with` and
 all, until atexit runs (before any thread is stopped); from then on a `with`
 that finds it taken asks `sys.is_finalizing()` first, and raises the native
 core's RuntimeError rather than wait for a holder that will never let go.
@@ -131,14 +134,14 @@ def _pair_id(o: Any) -> tuple[int, Any]:
 class _RegistryIter:
     """Iterator over ids (kind 0), flows (1) or (id, flow) pairs (2), in dense order."""
 
-    __slots__ = ("_kind", "_next", "_reg", "_reverse", "_version")
+    __slots__ = ("_fr_version", "_kind", "_next", "_reg", "_reverse")
 
     def __init__(self, reg: _BaseRegistry, kind: int, reverse: bool) -> None:
         self._reg: _BaseRegistry | None = reg
         self._kind = kind
         self._reverse = reverse
-        self._version = reg._version
-        self._next = len(reg._keys) - 1 if reverse else 0
+        self._fr_version = reg._fr_version
+        self._next = len(reg._fr_keys) - 1 if reverse else 0
 
     def __iter__(self) -> _RegistryIter:
         return self
@@ -146,25 +149,25 @@ class _RegistryIter:
     def __length_hint__(self) -> int:
         if self._reg is None:
             return 0
-        return max(0, self._next + 1 if self._reverse else len(self._reg._keys) - self._next)
+        return max(0, self._next + 1 if self._reverse else len(self._reg._fr_keys) - self._next)
 
     def __next__(self) -> Any:
         reg = self._reg
         if reg is None:
             raise StopIteration
         i = self._next
-        keys = reg._keys
-        if reg._version == self._version:
+        keys = reg._fr_keys
+        if reg._fr_version == self._fr_version:
             if not 0 <= i < len(keys):
                 self._reg = None
                 raise StopIteration
             try:
                 key = keys[i]
-                flow = reg._map[key] if self._kind else None
+                flow = reg._fr_map[key] if self._kind else None
             except (IndexError, KeyError):
                 pass  # a writer got in between: the version check below says so
             else:
-                if reg._version == self._version:
+                if reg._fr_version == self._fr_version:
                     self._next = i - 1 if self._reverse else i + 1
                     return key if self._kind == 0 else flow if self._kind == 1 else (key, flow)
         raise RuntimeError(f"{type(reg).__name__} ids changed during iteration")
@@ -183,53 +186,53 @@ class _Storage:
 
     __slots__ = (
         "__weakref__",
-        "_bits",
-        "_deletes",
-        "_flight",
-        "_hits",
-        "_hot",
-        "_hot_hits",
-        "_inserts",
-        "_keys",
-        "_lock",
-        "_map",
-        "_misses",
-        "_pos",
-        "_resets",
-        "_resizes",
-        "_room",
-        "_version",
+        "_fr_bits",
+        "_fr_deletes",
+        "_fr_flight",
+        "_fr_hits",
+        "_fr_hot",
+        "_fr_hot_hits",
+        "_fr_inserts",
+        "_fr_keys",
+        "_fr_lock",
+        "_fr_map",
+        "_fr_misses",
+        "_fr_pos",
+        "_fr_resets",
+        "_fr_resizes",
+        "_fr_room",
+        "_fr_version",
     )
-    _map: dict[Any, Any]  # id -> flow: what reads use
-    _keys: list[Any]  # dense ids: entry i is the id at dense index i
-    _pos: dict[Any, int]  # id -> dense index
-    _lock: _WriteLock
-    _bits: int
-    _room: int  # usable(_bits): ids the simulated table holds before it grows
-    _hot: Any  # the id of the last switch_flow hit
-    _version: int
-    _flight: SingleFlight | None
-    _hits: int
-    _misses: int
-    _hot_hits: int
-    _inserts: int
-    _deletes: int
-    _resizes: int
-    _resets: int  # reset_stats() calls: exporters tell a reset from a lull by it
+    _fr_map: dict[Any, Any]  # id -> flow: what reads use
+    _fr_keys: list[Any]  # dense ids: entry i is the id at dense index i
+    _fr_pos: dict[Any, int]  # id -> dense index
+    _fr_lock: _WriteLock
+    _fr_bits: int
+    _fr_room: int  # usable(_fr_bits): ids the simulated table holds before it grows
+    _fr_hot: Any  # the id of the last switch_flow hit
+    _fr_version: int
+    _fr_flight: SingleFlight | None
+    _fr_hits: int
+    _fr_misses: int
+    _fr_hot_hits: int
+    _fr_inserts: int
+    _fr_deletes: int
+    _fr_resizes: int
+    _fr_resets: int  # reset_stats() calls: exporters tell a reset from a lull by it
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
-        self._map = {}
-        self._keys = []
-        self._pos = {}
-        self._lock = _write_lock(self)
-        self._bits = MIN_BITS
-        self._room = usable(MIN_BITS)
-        self._hot = None
-        self._version = 0
-        self._flight = None
-        self._hits = self._misses = self._hot_hits = 0
-        self._inserts = self._deletes = self._resizes = self._resets = 0
+        self._fr_map = {}
+        self._fr_keys = []
+        self._fr_pos = {}
+        self._fr_lock = _write_lock(self)
+        self._fr_bits = MIN_BITS
+        self._fr_room = usable(MIN_BITS)
+        self._fr_hot = None
+        self._fr_version = 0
+        self._fr_flight = None
+        self._fr_hits = self._fr_misses = self._fr_hot_hits = 0
+        self._fr_inserts = self._fr_deletes = self._fr_resizes = self._fr_resets = 0
         _live[id(self)] = self
         return self
 
@@ -243,16 +246,16 @@ class _BaseRegistry(_Storage):
     """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
 
     __slots__ = ()
-    _pair = False
+    _fr_pair = False
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, items: Any = (), /, *, capacity: int = 0) -> None:
         capacity = operator.index(capacity)
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
-        if capacity > len(self._map):
-            with self._lock:
-                self._reserve(capacity - len(self._map))
+        if capacity > len(self._fr_map):
+            with self._fr_lock:
+                self._fr_reserve(capacity - len(self._fr_map))
         _BaseRegistry.update(self, items)
 
     def __class_getitem__(cls, item: Any) -> GenericAlias:
@@ -261,150 +264,150 @@ class _BaseRegistry(_Storage):
     # --- ids
 
     @staticmethod
-    def _convert(fid: Any) -> tuple[int, Any]:
+    def _fr_convert(fid: Any) -> tuple[int, Any]:
         return _int_id(fid)
 
-    def _write_key(self, fid: Any) -> Any:
-        code, key = self._convert(fid)
+    def _fr_write_key(self, fid: Any) -> Any:
+        code, key = self._fr_convert(fid)
         if code:
-            raise id_error(fid, code, self._pair)
+            raise id_error(fid, code, self._fr_pair)
         return key
 
     @staticmethod
-    def _storable(key: Any) -> bool:
-        """Whether a key from `_convert` (or an exact int taken as is) can be stored."""
+    def _fr_storable(key: Any) -> bool:
+        """Whether a key from `_fr_convert` (or an exact int taken as is) can be stored."""
         return key is not None and _INT64_MIN <= key <= _INT64_MAX
 
-    def _not_found(self, fid: Any, key: Any) -> Exception:
+    def _fr_not_found(self, fid: Any, key: Any) -> Exception:
         # `key` is fid converted once: converting again would run its __index__ twice
-        return not_found(fid, self._storable(key), self._pair)
+        return not_found(fid, self._fr_storable(key), self._fr_pair)
 
     # --- reads of one id
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self._fr_map)
 
     def __contains__(self, fid: object) -> bool:
-        key = fid if type(fid) is int else self._convert(fid)[1]
-        if key in self._map:
-            self._hits += 1
+        key = fid if type(fid) is int else self._fr_convert(fid)[1]
+        if key in self._fr_map:
+            self._fr_hits += 1
             return True
-        self._misses += 1
+        self._fr_misses += 1
         return False
 
     def __getitem__(self, fid: Any) -> Any:
-        key = fid if type(fid) is int else self._convert(fid)[1]  # before reading _map
+        key = fid if type(fid) is int else self._fr_convert(fid)[1]  # before reading _fr_map
         try:
-            flow = self._map[key]
+            flow = self._fr_map[key]
         except KeyError:
             pass
         else:
-            self._hits += 1
+            self._fr_hits += 1
             return flow
-        self._misses += 1
+        self._fr_misses += 1
         missing = special_method(self, "__missing__")
         if missing is not ABSENT:
             return missing(fid)
-        raise self._not_found(fid, key)
+        raise self._fr_not_found(fid, key)
 
     def get(self, fid: Any, default: Any = None, /) -> Any:
         """Return the flow stored under fid, or default."""
-        key = fid if type(fid) is int else self._convert(fid)[1]  # before reading _map
+        key = fid if type(fid) is int else self._fr_convert(fid)[1]  # before reading _fr_map
         try:
-            flow = self._map[key]
+            flow = self._fr_map[key]
         except KeyError:
-            self._misses += 1
+            self._fr_misses += 1
             return default
-        self._hits += 1
+        self._fr_hits += 1
         return flow
 
     def switch_flow(self, fid: Any, /) -> Any:
         """Return the flow under fid (FlowNotFound if none); repeating the last id skips the probe."""
-        key = fid if type(fid) is int else self._convert(fid)[1]
+        key = fid if type(fid) is int else self._fr_convert(fid)[1]
         try:
-            flow = self._map[key]
+            flow = self._fr_map[key]
         except KeyError:
-            self._misses += 1
-            raise self._not_found(fid, key) from None
-        self._hits += 1
-        if key == self._hot:
-            self._hot_hits += 1
+            self._fr_misses += 1
+            raise self._fr_not_found(fid, key) from None
+        self._fr_hits += 1
+        if key == self._fr_hot:
+            self._fr_hot_hits += 1
         else:
-            self._hot = key
+            self._fr_hot = key
         return flow
 
     def _peek(self, key: Any) -> Any:
         """The flow under an already converted id, or ABSENT; not counted in stats()."""
-        return self._map.get(self._convert(key)[1], ABSENT)
+        return self._fr_map.get(self._fr_convert(key)[1], ABSENT)
 
-    # --- writes (callers hold _lock)
+    # --- writes (callers hold _fr_lock)
 
-    def _reserve(self, extra: int) -> None:
-        need = len(self._keys) + extra
-        if need > self._room:
+    def _fr_reserve(self, extra: int) -> None:
+        need = len(self._fr_keys) + extra
+        if need > self._fr_room:
             bits = bits_for(need)
             room = usable(bits)
-            self._bits = bits
-            self._room = room  # last: stopped before it, the next write reserves again
-            self._resizes += 1
+            self._fr_bits = bits
+            self._fr_room = room  # last: stopped before it, the next write reserves again
+            self._fr_resizes += 1
 
-    def _insert(self, key: Any, flow: Any) -> None:
-        if len(self._keys) >= self._room:
-            self._reserve(1)
-        self._version += 1  # first: an iterator must not hand out an id being inserted
+    def _fr_insert(self, key: Any, flow: Any) -> None:
+        if len(self._fr_keys) >= self._fr_room:
+            self._fr_reserve(1)
+        self._fr_version += 1  # first: an iterator must not hand out an id being inserted
         try:
-            self._keys.append(key)
-            self._pos[key] = len(self._keys) - 1
-            self._map[key] = flow  # the step readers see: stopped before it, nothing was stored
+            self._fr_keys.append(key)
+            self._fr_pos[key] = len(self._fr_keys) - 1
+            self._fr_map[key] = flow  # the step readers see: stopped before it, nothing was stored
         except BaseException:  # a MemoryError, or one raised asynchronously (see _mend)
             _mend(self)
             raise
-        self._inserts += 1
+        self._fr_inserts += 1
 
-    def _unindex(self, key: Any) -> None:
-        """Drop key from the dense order (swap-with-last); `_map` is the caller's."""
-        self._version += 1
-        keys = self._keys
-        i = self._pos.pop(key)
+    def _fr_unindex(self, key: Any) -> None:
+        """Drop key from the dense order (swap-with-last); `_fr_map` is the caller's."""
+        self._fr_version += 1
+        keys = self._fr_keys
+        i = self._fr_pos.pop(key)
         last = keys.pop()
         if last != key:
             keys[i] = last
-            self._pos[last] = i
-        if key == self._hot:
-            self._hot = None
-        self._deletes += 1
+            self._fr_pos[last] = i
+        if key == self._fr_hot:
+            self._fr_hot = None
+        self._fr_deletes += 1
 
-    def _remove(self, key: Any) -> Any:
+    def _fr_remove(self, key: Any) -> Any:
         try:
-            self._unindex(key)
-            return self._map.pop(key)
+            self._fr_unindex(key)
+            return self._fr_map.pop(key)
         except BaseException:
             _mend(self)
             raise
 
-    def _apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
-        """Change `_map` as one step for readers: set `changes`, drop the ids in `gone`."""
+    def _fr_apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
+        """Change `_fr_map` as one step for readers: set `changes`, drop the ids in `gone`."""
         if _FREE_THREADED:
-            new_map = self._map.copy()
+            new_map = self._fr_map.copy()
             new_map.update(changes)
             for key in gone:
                 del new_map[key]
-            self._map = new_map
+            self._fr_map = new_map
         else:  # each call below is one C-level step holding the GIL
-            self._map.update(changes)
+            self._fr_map.update(changes)
             if gone:
-                list(map(self._map.__delitem__, gone))
+                list(map(self._fr_map.__delitem__, gone))
 
     # --- writes of one id
 
     def __setitem__(self, fid: Any, flow: Any) -> None:
-        key = self._write_key(fid)
-        with self._lock:
-            old = self._map.get(key, ABSENT)  # released after the lock: its __del__ may re-enter
+        key = self._fr_write_key(fid)
+        with self._fr_lock:
+            old = self._fr_map.get(key, ABSENT)  # released after the lock: its __del__ may re-enter
             if old is ABSENT:
-                self._insert(key, flow)
+                self._fr_insert(key, flow)
             else:
-                self._map[key] = flow
+                self._fr_map[key] = flow
         del old
 
     def __delitem__(self, fid: Any) -> None:
@@ -412,11 +415,11 @@ class _BaseRegistry(_Storage):
 
     def create_flow(self, fid: Any, flow: Any) -> Any:
         """Store flow under a new id and return it; FlowExists if the id is taken."""
-        key = self._write_key(fid)
-        with self._lock:
-            if key in self._map:
+        key = self._fr_write_key(fid)
+        with self._fr_lock:
+            if key in self._fr_map:
                 raise FlowExists(fid)
-            self._insert(key, flow)
+            self._fr_insert(key, flow)
         return flow
 
     def delete_flow(self, fid: Any, /) -> Any:
@@ -425,95 +428,95 @@ class _BaseRegistry(_Storage):
 
     def pop(self, fid: Any, default: Any = MISSING, /) -> Any:
         """Remove fid and return its flow, or default if given (else FlowNotFound)."""
-        key = fid if type(fid) is int else self._convert(fid)[1]
+        key = fid if type(fid) is int else self._fr_convert(fid)[1]
         if key is not None:
-            with self._lock:
-                if key in self._map:
-                    return self._remove(key)
+            with self._fr_lock:
+                if key in self._fr_map:
+                    return self._fr_remove(key)
         if default is MISSING:
-            raise self._not_found(fid, key)
+            raise self._fr_not_found(fid, key)
         return default
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last (id, flow) pair in dense order (LIFO)."""
-        with self._lock:
-            if self._keys:
-                key = self._keys[-1]
-                return key, self._remove(key)
+        with self._fr_lock:
+            if self._fr_keys:
+                key = self._fr_keys[-1]
+                return key, self._fr_remove(key)
         raise KeyError(f"popitem(): {type(self).__name__} is empty")
 
     def setdefault(self, fid: Any, default: Any = None, /) -> Any:
         """Return the flow under fid, storing default there first if absent."""
-        key = self._write_key(fid)
-        with self._lock:
-            flow = self._map.get(key, ABSENT)
+        key = self._fr_write_key(fid)
+        with self._fr_lock:
+            flow = self._fr_map.get(key, ABSENT)
             if flow is ABSENT:
-                self._insert(key, default)
+                self._fr_insert(key, default)
                 flow = default
         return flow
 
     def get_or_create(self, fid: Any, factory: Callable[[Any], Any]) -> Any:
         """Return the flow under fid, calling factory(id) once to create it if absent."""
-        key = self._write_key(fid)
-        flow = self._map.get(key, ABSENT)
+        key = self._fr_write_key(fid)
+        flow = self._fr_map.get(key, ABSENT)
         if flow is not ABSENT:
-            self._hits += 1
+            self._fr_hits += 1
             return flow
-        self._misses += 1
-        return self._flights().run(self, key, factory)
+        self._fr_misses += 1
+        return self._fr_flights().run(self, key, factory)
 
     def aget_or_create(self, fid: Any, factory: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
         """Awaitable get_or_create: await factory(id) once to create the flow if absent."""
-        key = self._write_key(fid)
-        if key in self._map:
-            self._hits += 1
+        key = self._fr_write_key(fid)
+        if key in self._fr_map:
+            self._fr_hits += 1
         else:
-            self._misses += 1
-        return self._flights().arun(self, key, factory)
+            self._fr_misses += 1
+        return self._fr_flights().arun(self, key, factory)
 
-    def _flights(self) -> SingleFlight:
-        if self._flight is None:
-            with self._lock:
-                if self._flight is None:
-                    self._flight = SingleFlight()
-        return self._flight
+    def _fr_flights(self) -> SingleFlight:
+        if self._fr_flight is None:
+            with self._fr_lock:
+                if self._fr_flight is None:
+                    self._fr_flight = SingleFlight()
+        return self._fr_flight
 
     # --- the whole registry
 
     def clear(self) -> None:
         """Remove every flow."""
-        with self._lock:
-            if self._keys:  # clearing an empty registry does not change its ids: iterators go on
-                self._version += 1
+        with self._fr_lock:
+            if self._fr_keys:  # clearing an empty registry does not change its ids: iterators go on
+                self._fr_version += 1
             # dropped after the lock is released, from the last in dense order, as natively
-            old = [self._map[key] for key in self._keys]
-            self._deletes += len(self._keys)
+            old = [self._fr_map[key] for key in self._fr_keys]
+            self._fr_deletes += len(self._fr_keys)
             room = usable(MIN_BITS)
             try:
-                self._map, self._keys, self._pos = {}, [], {}
+                self._fr_map, self._fr_keys, self._fr_pos = {}, [], {}
             except BaseException:
                 _mend(self)
                 raise
-            self._bits = MIN_BITS
-            self._room = room
-            self._hot = None
+            self._fr_bits = MIN_BITS
+            self._fr_room = room
+            self._fr_hot = None
         del old
 
-    def _pairs(self, other: Any, kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
+    def _fr_pairs(self, other: Any, kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
         """The converted (id, flow) pairs of an update(); raises before anything changes."""
-        if isinstance(other, _BaseRegistry) and other._pair == self._pair and not kwargs:
+        if isinstance(other, _BaseRegistry) and other._fr_pair == self._fr_pair and not kwargs:
             return _BaseRegistry.snapshot(other)  # not a subclass's override, as natively
-        return [(self._write_key(k), v) for k, v in update_pairs(other, kwargs)]
+        return [(self._fr_write_key(k), v) for k, v in update_pairs(other, kwargs)]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store every (id, flow) of a mapping or an iterable of pairs, all or nothing."""
         if not kwargs and type(other) is tuple and not other:
             return
-        pairs = self._pairs(other, kwargs)
-        with self._lock:
-            current = self._map
+        pairs = self._fr_pairs(other, kwargs)
+        with self._fr_lock:
+            current = self._fr_map
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
-            self._reserve(new)
+            self._fr_reserve(new)
             changes = dict(pairs)
             # the values replaced, in the order the native core replaces them: each pair's in turn
             if len(changes) == len(pairs):
@@ -527,16 +530,16 @@ class _BaseRegistry(_Storage):
                     given[k] = v
             added = [k for k in changes if k not in current]
             if added:  # replacing values does not invalidate iterators
-                self._version += 1
+                self._fr_version += 1
             try:
-                self._apply(changes)
+                self._fr_apply(changes)
                 for key in added:
-                    self._pos[key] = len(self._keys)
-                    self._keys.append(key)
+                    self._fr_pos[key] = len(self._fr_keys)
+                    self._fr_keys.append(key)
             except BaseException:
                 _mend(self)
                 raise
-            self._inserts += len(added)
+            self._fr_inserts += len(added)
         # released after the lock, in that order: `olds` holds the last references to them, and
         # a list drops its items last first
         del pairs, changes
@@ -600,7 +603,7 @@ class _BaseRegistry(_Storage):
 
     def __sizeof__(self) -> int:
         return object.__sizeof__(self) + sum(
-            sys.getsizeof(part) for part in (self._map, self._keys, self._pos)
+            sys.getsizeof(part) for part in (self._fr_map, self._fr_keys, self._fr_pos)
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -611,16 +614,16 @@ class _BaseRegistry(_Storage):
 
     def snapshot(self) -> list[tuple[Any, Any]]:
         """A consistent list of (id, flow) pairs, taken under the read lock."""
-        with self._lock:
-            current = self._map
-            return [(key, current[key]) for key in self._keys]
+        with self._fr_lock:
+            current = self._fr_map
+            return [(key, current[key]) for key in self._fr_keys]
 
     def ids(self) -> array[int]:
         """The ids in dense order as array('q'); pairs come flattened (a0, b0, a1, b1, ...)."""
-        with self._lock:
-            if self._pair:
-                return array("q", [part for key in self._keys for part in key])
-            return array("q", self._keys)
+        with self._fr_lock:
+            if self._fr_pair:
+                return array("q", [part for key in self._fr_keys for part in key])
+            return array("q", self._fr_keys)
 
     # --- iteration
 
@@ -647,58 +650,58 @@ class _BaseRegistry(_Storage):
 
     # --- batches
 
-    def _batch(self, fids: Any) -> tuple[list[Any], list[Any], bool]:
+    def _fr_batch(self, fids: Any) -> tuple[list[Any], list[Any], bool]:
         """(ids as given, converted ids or None, whether fids was an int64 buffer)."""
-        given = _int64_buffer(fids, 2 if self._pair else 1)
+        given = _int64_buffer(fids, 2 if self._fr_pair else 1)
         if given is not None:
             return given, given, True
         given = list(fids)
-        return given, [self._convert(fid)[1] for fid in given], False
+        return given, [self._fr_convert(fid)[1] for fid in given], False
 
     def get_many(self, fids: Any, default: Any = MISSING) -> list[Any]:
         """The flows of many ids, in order; FlowNotFound on the first missing one unless default is given."""
-        given, keys, _ = self._batch(fids)
-        with self._lock:
-            current = self._map
+        given, keys, _ = self._fr_batch(fids)
+        with self._fr_lock:
+            current = self._fr_map
             result = [current.get(key, ABSENT) for key in keys]
         missing = [i for i, flow in enumerate(result) if flow is ABSENT]
         if missing and default is MISSING:  # counted up to the first miss, as natively
-            self._hits += missing[0]
-            self._misses += 1
-            raise self._not_found(given[missing[0]], keys[missing[0]])
-        self._hits += len(result) - len(missing)
-        self._misses += len(missing)
+            self._fr_hits += missing[0]
+            self._fr_misses += 1
+            raise self._fr_not_found(given[missing[0]], keys[missing[0]])
+        self._fr_hits += len(result) - len(missing)
+        self._fr_misses += len(missing)
         for i in missing:
             result[i] = default
         return result
 
     def contains_many(self, fids: Any) -> Any:
         """One answer per id: a bytearray of 0/1 for an int64 buffer, else a list of bools."""
-        _, keys, is_buffer = self._batch(fids)
-        with self._lock:
-            current = self._map
+        _, keys, is_buffer = self._fr_batch(fids)
+        with self._fr_lock:
+            current = self._fr_map
             found = [key in current for key in keys]
         hits = sum(found)
-        self._hits += hits
-        self._misses += len(found) - hits
+        self._fr_hits += hits
+        self._fr_misses += len(found) - hits
         return bytearray(found) if is_buffer else found
 
     def delete_many(self, fids: Any) -> int:
         """Remove every present id (absent ones are ignored); returns how many were removed."""
-        _, keys, _ = self._batch(fids)
-        with self._lock:
-            current = self._map
+        _, keys, _ = self._fr_batch(fids)
+        with self._fr_lock:
+            current = self._fr_map
             present = [key for key in dict.fromkeys(keys) if key in current]
             # Highest dense index first, exactly as the native core removes them.
-            present.sort(key=self._pos.__getitem__, reverse=True)
+            present.sort(key=self._fr_pos.__getitem__, reverse=True)
             # released after the lock, in removal order as natively (a list drops its items last first)
             removed = [current[key] for key in reversed(present)]
             if present:
-                self._version += 1
+                self._fr_version += 1
                 try:
-                    self._apply({}, present)
+                    self._fr_apply({}, present)
                     for key in present:
-                        self._unindex(key)
+                        self._fr_unindex(key)
                 except BaseException:
                     _mend(self)
                     raise
@@ -710,29 +713,29 @@ class _BaseRegistry(_Storage):
     def stats(self) -> dict[str, int]:
         """Counters: size, capacity, lookups, hits, misses, hot_hits, inserts, deletes, resizes, resets."""
         return {
-            "size": len(self._map),
-            "capacity": usable(self._bits),
-            "lookups": self._hits + self._misses,
-            "hits": self._hits,
-            "misses": self._misses,
-            "hot_hits": self._hot_hits,
-            "inserts": self._inserts,
-            "deletes": self._deletes,
-            "resizes": self._resizes,
-            "resets": self._resets,
+            "size": len(self._fr_map),
+            "capacity": usable(self._fr_bits),
+            "lookups": self._fr_hits + self._fr_misses,
+            "hits": self._fr_hits,
+            "misses": self._fr_misses,
+            "hot_hits": self._fr_hot_hits,
+            "inserts": self._fr_inserts,
+            "deletes": self._fr_deletes,
+            "resizes": self._fr_resizes,
+            "resets": self._fr_resets,
         }
 
     def reset_stats(self) -> None:
         """Zero the counters of stats(), except resets, which counts these calls (size and capacity stay)."""
-        self._hits = self._misses = self._hot_hits = 0
-        self._inserts = self._deletes = self._resizes = 0
-        self._resets += 1
+        self._fr_hits = self._fr_misses = self._fr_hot_hits = 0
+        self._fr_inserts = self._fr_deletes = self._fr_resizes = 0
+        self._fr_resets += 1
 
     # --- for tests of the locking
 
     def _hold_write_lock(self, fn: Callable[[], Any]) -> Any:
         """Call fn() holding the write lock (test hook; this thread may re-enter)."""
-        with self._lock:
+        with self._fr_lock:
             return fn()
 
 
@@ -761,24 +764,24 @@ class FlowRegistry(_BaseRegistry):
 
     __slots__ = ()
 
-    def _write_key(self, fid: Any) -> Any:
+    def _fr_write_key(self, fid: Any) -> Any:
         if type(fid) is int and _INT64_MIN <= fid <= _INT64_MAX:  # the common case, without calls
             return fid
-        return super()._write_key(fid)
+        return super()._fr_write_key(fid)
 
 
 class PairFlowRegistry(_BaseRegistry):
     """A registry of flows keyed by (int64, int64) ids such as (user_id, session_id)."""
 
     __slots__ = ()
-    _pair = True
+    _fr_pair = True
 
     @staticmethod
-    def _convert(fid: Any) -> tuple[int, Any]:
+    def _fr_convert(fid: Any) -> tuple[int, Any]:
         return _pair_id(fid)
 
     @staticmethod
-    def _storable(key: Any) -> bool:
+    def _fr_storable(key: Any) -> bool:
         return type(key) is tuple  # what _pair_id returns; never an int taken as is
 
 
@@ -788,24 +791,24 @@ MutableMapping.register(PairFlowRegistry)
 
 def _after_fork_in_child() -> None:
     for reg in list(_live.values()):
-        if not reg._lock.acquire(False):  # held by a thread the child does not have
+        if not reg._fr_lock.acquire(False):  # held by a thread the child does not have
             _mend(reg)
-        reg._lock = _write_lock(reg)
+        reg._fr_lock = _write_lock(reg)
 
 
 def _mend(reg: _Storage) -> None:
-    """Make the dense order agree with `_map` again, for a registry left halfway through a write:
+    """Make the dense order agree with `_fr_map` again, for a registry left halfway through a write:
     by an exception raised there (a MemoryError, or one raised asynchronously: Ctrl-C, a signal
-    handler's) or, in a fork child, by a thread of the parent.  `_map`, which reads use, changes
-    in single steps, `_keys` and `_pos` in several.  The ids keep their order; ids only `_map`
-    has come last (the ids are `_map`'s, which `_room` already holds)."""
-    stored = reg._map
+    handler's) or, in a fork child, by a thread of the parent.  `_fr_map`, which reads use, changes
+    in single steps, `_fr_keys` and `_fr_pos` in several.  The ids keep their order; ids only `_fr_map`
+    has come last (the ids are `_fr_map`'s, which `_fr_room` already holds)."""
+    stored = reg._fr_map
     # a swap-with-last stopped halfway may list an id twice, or not at all
-    keys = list(dict.fromkeys([*(key for key in reg._keys if key in stored), *stored]))
-    reg._keys = keys
-    reg._pos = {key: i for i, key in enumerate(keys)}
-    reg._version += 1
-    reg._hot = None
+    keys = list(dict.fromkeys([*(key for key in reg._fr_keys if key in stored), *stored]))
+    reg._fr_keys = keys
+    reg._fr_pos = {key: i for i, key in enumerate(keys)}
+    reg._fr_version += 1
+    reg._fr_hot = None
 
 
 if hasattr(os, "register_at_fork"):

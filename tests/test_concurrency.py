@@ -341,14 +341,16 @@ def consistent(reg):
     )
 
 
-# Fallback writes change _map (what reads use) in one step, the dense order in several: the
+# Fallback writes change _fr_map (what reads use) in one step, the dense order in several: the
 # states a writer can leave at fork time, each made by stopping one write halfway.
 HALFWAY = {
-    "pop: dense order done, _map not": lambda reg: reg._unindex(3),
-    "pop: in the swap with the last id": lambda reg: (reg._pos.pop(3), reg._keys.pop()),
-    "pop: swapped, position not set": lambda reg: reg._keys.__setitem__(reg._pos.pop(3), reg._keys.pop()),
-    "insert: appended, nothing else": lambda reg: reg._keys.append(99),
-    "insert: indexed, _map not": lambda reg: (reg._keys.append(99), reg._pos.__setitem__(99, 10)),
+    "pop: dense order done, _fr_map not": lambda reg: reg._fr_unindex(3),
+    "pop: in the swap with the last id": lambda reg: (reg._fr_pos.pop(3), reg._fr_keys.pop()),
+    "pop: swapped, position not set": lambda reg: reg._fr_keys.__setitem__(
+        reg._fr_pos.pop(3), reg._fr_keys.pop()
+    ),
+    "insert: appended, nothing else": lambda reg: reg._fr_keys.append(99),
+    "insert: indexed, _fr_map not": lambda reg: (reg._fr_keys.append(99), reg._fr_pos.__setitem__(99, 10)),
 }
 
 

@@ -283,12 +283,12 @@ def test_fallback_insert_out_of_memory_changes_nothing():
             raise MemoryError
 
     reg = _registry_py.FlowRegistry({1: "a", 2: "b"})
-    reg._map = Full(reg._map)
+    reg._fr_map = Full(reg._fr_map)
     inserts = (lambda: reg.__setitem__(3, "c"), lambda: reg.setdefault(3), lambda: reg.create_flow(3, "c"))
     for insert in inserts:
         with pytest.raises(MemoryError):
             insert()
-    reg._map = dict(reg._map)
+    reg._fr_map = dict(reg._fr_map)
     assert list(reg.items()) == [(1, "a"), (2, "b")]
     assert reg.stats()["inserts"] == 2
     reg[3] = "c"
@@ -810,6 +810,38 @@ def test_weakref(flavor):
 
 
 # --- subclasses
+
+
+# Names a subclass may well use for its own: the fallback once kept its state and helpers
+# under them (the native core's are out of Python's sight).
+PRIVATE_STATE = ("_map", "_keys", "_pos", "_lock", "_version", "_hits", "_misses", "_hot", "_room")
+PRIVATE_HELPERS = ("_insert", "_remove", "_unindex", "_apply", "_reserve", "_convert", "_write_key")
+
+
+def test_subclass_private_names_are_its_own(flavor):
+    def helper(self, *args):
+        raise AssertionError("the registry called a subclass's method")
+
+    class Sub(flavor.cls):
+        def __init__(self, *args):
+            super().__init__(*args)
+            for name in PRIVATE_STATE:
+                setattr(self, name, f"{name} of the subclass")
+
+    for name in PRIVATE_HELPERS:
+        setattr(Sub, name, helper)
+    k = flavor.k
+    reg = Sub({k(1): "a", k(2): "b"})
+    reg[k(3)] = "c"
+    del reg[k(1)]
+    assert reg.pop(k(2)) == "b"
+    reg.update({k(4): "d"})
+    assert reg.setdefault(k(5), "e") == "e"
+    assert reg.switch_flow(k(3)) == "c"
+    assert reg.delete_many([k(5)]) == 1
+    assert list(reg.items()) == [(k(3), "c"), (k(4), "d")]
+    assert (len(reg), reg.stats()["hits"], reg.stats()["inserts"]) == (2, 1, 5)
+    assert [getattr(reg, name) for name in PRIVATE_STATE] == [f"{n} of the subclass" for n in PRIVATE_STATE]
 
 
 def test_subclass_keeps_type_and_attributes(flavor):
