@@ -16,28 +16,23 @@ designs interleaved in each run, the empty loop subtracted, median of same-run r
 
 from __future__ import annotations
 
-import argparse
 import functools
 import random
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import same_run
+
 import flowreg
 from flowreg import FlowNotFound
 from flowreg.benchmark.cases import DictFlowRegistry, Flow, fresh_copies, make_ids
-from flowreg.benchmark.harness import (
-    KeyCursor,
-    Settings,
-    Subject,
-    Trial,
-    compile_lookup_loop,
-    lookup_runner,
-    measure,
-)
+from flowreg.benchmark.harness import Trial
 from flowreg.benchmark.profiles import PROFILES
 
 
+# Each class spells its switch_flow out in full: calling the previous class's would add a
+# call to what is measured.
 class TypeChecked(DictFlowRegistry):
     def switch_flow(self, flow_id: Any) -> Flow:
         if type(flow_id) is not int:
@@ -122,30 +117,8 @@ def trial(n: int, ids: str) -> Trial:
     }
     for impl, ns in flowreg.implementations().items():
         designs[impl] = ns.FlowRegistry(flows, capacity=n)
-    loops = {name: compile_lookup_loop("s.switch_flow(k)", {"s": s}) for name, s in designs.items()}
-    subjects = [  # each its own walk through the pool: none runs on keys another just read
-        Subject(name, name, lookup_runner(loop, KeyCursor(pool, i)))
-        for i, (name, loop) in enumerate(loops.items())
-    ]
-    empty = lookup_runner(compile_lookup_loop("pass", {}), KeyCursor(pool))
-    return Trial("fallback switch", ("switch",), n, ids, subjects, overhead=empty)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--sizes", default="21,1000,1000000")
-    args = parser.parse_args()
-    settings = Settings(runs=args.runs, target_ns=60_000_000, warmups=1)
-    print(f"{'n':>9}  {'ids':5}  {'design':7}  {'ns/call':>7}  {'spread':>6}  ratio to dict")
-    for n in (int(s) for s in args.sizes.split(",")):
-        for ids in ("fresh", "same"):
-            for row in measure(trial(n, ids), settings):
-                print(
-                    f"{n:>9,}  {ids:5}  {row.impl:7}  {row.median_ns:>7.1f}  {row.spread_pct:>5.0f}%"
-                    f"  {row.ratio_to_dict:.2f}x"
-                )
+    return same_run.lookup_trial("fallback switch", "switch", "s.switch_flow(k)", n, ids, designs, pool)
 
 
 if __name__ == "__main__":
-    main()
+    same_run.main(__doc__, trial, ("fresh", "same"), "call")

@@ -134,13 +134,13 @@ def _pair_id(o: Any) -> tuple[int, Any]:
 class _RegistryIter:
     """Iterator over ids (kind 0), flows (1) or (id, flow) pairs (2), in dense order."""
 
-    __slots__ = ("_fr_version", "_kind", "_next", "_reg", "_reverse")
+    __slots__ = ("_kind", "_next", "_reg", "_reverse", "_version")
 
     def __init__(self, reg: _BaseRegistry, kind: int, reverse: bool) -> None:
         self._reg: _BaseRegistry | None = reg
         self._kind = kind
         self._reverse = reverse
-        self._fr_version = reg._fr_version
+        self._version = reg._fr_version
         self._next = len(reg._fr_keys) - 1 if reverse else 0
 
     def __iter__(self) -> _RegistryIter:
@@ -157,7 +157,7 @@ class _RegistryIter:
             raise StopIteration
         i = self._next
         keys = reg._fr_keys
-        if reg._fr_version == self._fr_version:
+        if reg._fr_version == self._version:
             if not 0 <= i < len(keys):
                 self._reg = None
                 raise StopIteration
@@ -167,7 +167,7 @@ class _RegistryIter:
             except (IndexError, KeyError):
                 pass  # a writer got in between: the version check below says so
             else:
-                if reg._fr_version == self._fr_version:
+                if reg._fr_version == self._version:
                     self._next = i - 1 if self._reverse else i + 1
                     return key if self._kind == 0 else flow if self._kind == 1 else (key, flow)
         raise RuntimeError(f"{type(reg).__name__} ids changed during iteration")
@@ -808,7 +808,8 @@ def _mend(reg: _Storage) -> None:
     reg._fr_keys = keys
     reg._fr_pos = {key: i for i, key in enumerate(keys)}
     reg._fr_version += 1
-    reg._fr_hot = None
+    if reg._fr_hot not in stored:  # a failed insert leaves the hot slot as it was
+        reg._fr_hot = None
 
 
 if hasattr(os, "register_at_fork"):

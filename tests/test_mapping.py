@@ -275,7 +275,7 @@ def test_update_is_failure_atomic(abc, flavor, bad, exc):
 
 
 def test_fallback_insert_out_of_memory_changes_nothing():
-    # The native core reserves room before it changes anything; the fallback undoes its steps.
+    # The native core reserves room before it changes anything; the fallback mends its steps.
     from flowreg import _registry_py
 
     class Full(dict):
@@ -283,6 +283,7 @@ def test_fallback_insert_out_of_memory_changes_nothing():
             raise MemoryError
 
     reg = _registry_py.FlowRegistry({1: "a", 2: "b"})
+    reg.switch_flow(2)  # the hot slot, which the failed inserts must keep
     reg._fr_map = Full(reg._fr_map)
     inserts = (lambda: reg.__setitem__(3, "c"), lambda: reg.setdefault(3), lambda: reg.create_flow(3, "c"))
     for insert in inserts:
@@ -291,6 +292,8 @@ def test_fallback_insert_out_of_memory_changes_nothing():
     reg._fr_map = dict(reg._fr_map)
     assert list(reg.items()) == [(1, "a"), (2, "b")]
     assert reg.stats()["inserts"] == 2
+    reg.switch_flow(2)
+    assert reg.stats()["hot_hits"] == 1
     reg[3] = "c"
     del reg[1]
     assert list(reg.items()) == [(3, "c"), (2, "b")]  # swap-with-last

@@ -186,20 +186,26 @@ def test_del_reentry_leaves_both_implementations_alike(both, pair, trigger, acti
     assert native == fallback
 
 
+def _logged_class(freed):
+    """A flow class whose instances append their name to `freed` when released."""
+
+    class Logged:
+        def __init__(self, name):
+            self.name = name
+
+        def __del__(self):
+            freed.append(self.name)
+
+    return Logged
+
+
 def test_update_giving_an_id_twice_releases_alike(both):
     """Each value an update replaces goes in the order replaced, an earlier one of the same
     update too, in both implementations (here the update holds the last references)."""
 
     def run(module):
         freed = []
-
-        class Logged:
-            def __init__(self, name):
-                self.name = name
-
-            def __del__(self):
-                freed.append(self.name)
-
+        Logged = _logged_class(freed)
         reg = module.FlowRegistry({1: Logged("old 1"), 2: Logged("old 2")})
         ids, names = [1, 2, 3, 1, 3, 1], ["a", "x", "n", "b", "n2", "c"]
         reg.update((k, Logged(name)) for k, name in zip(ids, names, strict=True))
@@ -216,14 +222,7 @@ def test_a_freed_registry_drops_its_flows_in_its_documented_order(kind, impl):
     the ids were stored (its id -> flow dict's)."""
     make, fid, _ = kind
     freed = []
-
-    class Logged:
-        def __init__(self, i):
-            self.i = i
-
-        def __del__(self):
-            freed.append(self.i)
-
+    Logged = _logged_class(freed)
     reg = make((fid(i), Logged(i)) for i in range(6))
     del reg[fid(1)]  # swap-with-last: 5 moves to where 1 was
     reg[fid(2)] = Logged(22)  # an overwrite keeps the id's place
