@@ -62,6 +62,9 @@ class _Marker:
 MISSING: Any = _Marker("MISSING")
 #: What internal lookups return for an absent id. Not MISSING: a caller can store that one.
 ABSENT: Any = _Marker("ABSENT")
+#: The default handed to another mapping's get(): never ABSENT, which that mapping's code could
+#: keep and store, and the fallback would then take for no flow at all.
+NOT_THEIRS: Any = _Marker("NOT_THEIRS")
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -321,8 +324,8 @@ def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:
         return False
     for key, value in items:
         if get is not None:
-            theirs = get(key, ABSENT)
-            if theirs is ABSENT:
+            theirs = get(key, NOT_THEIRS)
+            if theirs is NOT_THEIRS:
                 return False
         else:
             try:
