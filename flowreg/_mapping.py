@@ -29,6 +29,7 @@ __all__ = [
     "RegistryKeys",
     "RegistryValues",
     "bits_for",
+    "buffer_pairs",
     "copy_registry",
     "deepcopy_registry",
     "id_error",
@@ -311,6 +312,29 @@ def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tu
     if kwargs:
         pairs.extend(kwargs.items())
     return pairs
+
+
+#: The struct module's integer formats: a memoryview reads them as ints.
+_INT_FORMATS = frozenset("bBhHiIlLqQnN")
+
+
+def buffer_pairs(fids: Any) -> list[tuple[Any, Any]] | None:
+    """The rows of `fids` as pair ids when it is an (n, 2) buffer of integers of any size, byte
+    order or layout, else None. (The C-contiguous int64 ones are read in place before this;
+    other buffers are iterated as they come, and a 1-D one's items are never pairs.)"""
+    try:
+        view = memoryview(fids)
+    except (BufferError, ValueError, TypeError):
+        return None
+    with view:
+        if view.ndim != 2 or view.shape[1] != 2 or view.format.lstrip("@=<>!") not in _INT_FORMATS:  # type: ignore[index]
+            return None
+        rows: Any
+        try:
+            rows = view.tolist()
+        except NotImplementedError:  # a byte order memoryview cannot read: iterate the exporter's rows
+            rows = list(fids)
+    return [tuple(row) for row in rows]
 
 
 def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:

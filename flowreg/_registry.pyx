@@ -53,6 +53,7 @@ from ._mapping import (
     RegistryKeys,
     RegistryValues,
     bits_for,
+    buffer_pairs,
     copy_registry,
     deepcopy_registry,
     id_error,
@@ -1011,7 +1012,9 @@ cdef list _batch_from(_BaseRegistry r, object fids, IdBatch* out):
                 out.keys = keys
                 return None
             PyBuffer_Release(&out.view)
-    cdef list seq = list(fids)
+    cdef list seq = buffer_pairs(fids) if r._t.width == 2 and PyObject_CheckBuffer(fids) else None
+    if seq is None:
+        seq = list(fids)
     n = len(seq)
     keys = <int64_t*>PyMem_Malloc((n * r._t.width + 1) * sizeof(int64_t))
     out.keys = keys

@@ -47,6 +47,7 @@ from ._mapping import (
     RegistryValues,
     acquire_unless_stopped,
     bits_for,
+    buffer_pairs,
     copy_registry,
     deepcopy_registry,
     id_error,
@@ -655,7 +656,9 @@ class _BaseRegistry(_Storage):
         given = _int64_buffer(fids, 2 if self._fr_pair else 1)
         if given is not None:
             return given, given, True
-        given = list(fids)
+        given = buffer_pairs(fids) if self._fr_pair else None
+        if given is None:
+            given = list(fids)
         return given, [self._fr_convert(fid)[1] for fid in given], False
 
     def get_many(self, fids: Any, default: Any = MISSING) -> list[Any]:

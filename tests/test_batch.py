@@ -319,19 +319,38 @@ def test_pair_empty_batches(pairs, form):
     assert len(pairs) == 3
 
 
-def test_pair_batch_buffer_shapes(pairs):
+def test_pair_batch_buffer_shapes(new_pairs):
     np = numpy()
+    pairs = new_pairs()
     grid = np.array([[1, 2], [0, 0], [3, 4], [0, 0]], dtype=np.int64)
-    assert pairs.contains_many(grid) == bytearray([1, 0, 1, 0])
-    # Not C-contiguous (n, 2) int64: iterated, and its rows (arrays) are not tuples, so absent.
-    assert pairs.contains_many(grid[::2]) == [False, False]
-    assert pairs.contains_many(np.asfortranarray(grid)) == [False] * 4
-    # Flat, int32 or (n, 3) buffers are not pair buffers either.
+    assert pairs.contains_many(grid) == bytearray([1, 0, 1, 0])  # read in place
+    flat = array("q", grid.ravel().tolist())  # as ids() gives them: shaped (n, 2), read in place
+    assert pairs.contains_many(memoryview(flat).cast("B").cast("q", (4, 2))) == bytearray([1, 0, 1, 0])
+    # Any other (n, 2) buffer of integers: its rows are the pairs (any size, byte order or
+    # layout; a list comes back, as for every buffer that is not read in place).
+    others = [
+        grid[::2],
+        np.asfortranarray(grid),
+        grid.astype(np.int32),
+        grid.astype(">i8"),
+        grid.astype(np.uint16),
+        memoryview(grid.astype(np.int32)),
+    ]
+    for other in others:
+        hit = [True, True] if len(other) == 2 else [True, False, True, False]
+        assert pairs.contains_many(other) == hit
+        flows = [{(1, 2): "a", (3, 4): "b"}.get(tuple(int(x) for x in row)) for row in other.tolist()]
+        assert pairs.get_many(other, default=None) == flows
+    with pytest.raises(FlowNotFound) as info:
+        pairs.get_many(grid.astype(np.int32))
+    assert info.value.args[0] == (0, 0)
+    # Flat, (n, 3) or float buffers hold no pairs: absent, like any id that is not a pair.
     assert pairs.contains_many(array("q", [1, 2, 3, 4])) == [False] * 4
-    assert pairs.contains_many(grid.astype(np.int32)) == [False] * 4
     assert pairs.contains_many(np.zeros((2, 3), dtype=np.int64)) == [False, False]
-    assert pairs.delete_many(grid[::2]) == 0
+    assert pairs.contains_many(grid.astype(np.float64)) == [False] * 4
     assert len(pairs) == 3
+    assert pairs.delete_many(grid[::2].astype(np.int32)) == 2
+    assert list(pairs) == [(5, 6)]
 
 
 def test_pair_batch_unstorable_mixed_in(new_pairs):

@@ -237,7 +237,13 @@ class Model:
         ):
             given = [tuple(x) for x in view.tolist()] if self.pair else view.tolist()
             return given, given, True
-        given = list(fids)
+        if self.pair and view is not None and view.ndim == 2 and view.shape[1] == 2:
+            try:  # any other (n, 2) int buffer: its rows
+                given = [tuple(x) for x in view.tolist()]
+            except NotImplementedError:  # another byte order: numpy's rows
+                given = [tuple(x) for x in fids]
+        else:
+            given = list(fids)
         return given, [self.key(g) for g in given], False
 
     def get_many(self, fids, default=MISSING):
@@ -524,7 +530,12 @@ class RegistryMachine(RuleBasedStateMachine):
             if numpy is None or data.draw(st.booleans()):  # a 1-D buffer is not a pair buffer: all absent
                 return array("q", [part for pair in ids for part in pair])
             rows = numpy.array(ids, dtype=numpy.int64).reshape(-1, 2)
-            return rows if data.draw(st.booleans()) else numpy.asfortranarray(rows)
+            kind = data.draw(st.sampled_from(["rows", "fortran", "strided", "big-endian"]))
+            if kind == "fortran":
+                return numpy.asfortranarray(rows)
+            if kind == "strided":
+                return numpy.repeat(rows, 2, axis=0)[::2]
+            return rows.astype(">i8") if kind == "big-endian" else rows
         kinds = ["q", "l", "memoryview", "readonly", "int32"]
         kinds += ["numpy", "strided", "big-endian", "uint64"] if numpy is not None else []
         kind = data.draw(st.sampled_from(kinds))
