@@ -1392,7 +1392,7 @@ cdef class _BaseRegistry:
         cdef int64_t key[2]
         key[1] = 0
         _write_id(self, fid, &key[0], &key[1])
-        if self._peek(_key_object(self, key)) is ABSENT:
+        if _BaseRegistry._peek(self, _key_object(self, key)) is ABSENT:  # not a subclass's
             FR_BUMP(&self._c.misses, 1)
         else:
             FR_BUMP(&self._c.hits, 1)
@@ -1405,7 +1405,7 @@ cdef class _BaseRegistry:
         flight = self._flight
         _release(self, held)
         if flight is None:
-            made = SingleFlight()  # made before taking the lock, dropped (if unused) after it
+            made = SingleFlight(_BaseRegistry)  # made before taking the lock, dropped (if unused) after it
             held = _acquire(self, HOLD_WRITE)
             if self._flight is None:
                 self._flight = made

@@ -479,7 +479,7 @@ class _BaseRegistry(_Storage):
         if self._fr_flight is None:
             with self._fr_lock:
                 if self._fr_flight is None:
-                    self._fr_flight = SingleFlight()
+                    self._fr_flight = SingleFlight(_BaseRegistry)
         return self._fr_flight
 
     # --- the whole registry
