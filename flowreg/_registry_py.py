@@ -25,6 +25,7 @@ core's RuntimeError rather than wait for a holder that will never let go.
 from __future__ import annotations
 
 import atexit
+import itertools
 import operator
 import os
 import sys
@@ -355,7 +356,8 @@ class _BaseRegistry(_Storage):
     def _fr_insert(self, key: Any, flow: Any) -> None:
         if len(self._fr_keys) >= self._fr_room:
             self._fr_reserve(1)
-        self._fr_version += 1  # first: an iterator must not hand out an id being inserted
+        # first: an iterator must not hand out an id being inserted
+        self._fr_version = version = self._fr_version + 1
         try:
             self._fr_keys.append(key)
             self._fr_pos[key] = len(self._fr_keys) - 1
@@ -363,28 +365,41 @@ class _BaseRegistry(_Storage):
         except BaseException:  # a MemoryError, or one raised asynchronously (see _mend)
             _mend(self)
             raise
+        if self._fr_version != version:  # a finalizer wrote in between (see _mend)
+            _mend(self)
         self._fr_inserts += 1
 
     def _fr_unindex(self, key: Any) -> None:
         """Drop key from the dense order (swap-with-last); `_fr_map` is the caller's."""
         self._fr_version += 1
         keys = self._fr_keys
-        i = self._fr_pos.pop(key)
+        i = self._fr_pos.pop(key, None)
+        if i is None:  # out of the order already (a finalizer's write got in): left to _mend
+            return
         last = keys.pop()
         if last != key:
-            keys[i] = last
+            try:
+                keys[i] = last
+            except IndexError:  # the order changed under us (a finalizer's write): left to _mend
+                return
             self._fr_pos[last] = i
         if key == self._fr_hot:
             self._fr_hot = None
         self._fr_deletes += 1
 
     def _fr_remove(self, key: Any) -> Any:
+        """Remove key; its flow, or ABSENT if it is not stored."""
+        version = self._fr_version + 1  # what _fr_unindex makes it
         try:
-            self._fr_unindex(key)
-            return self._fr_map.pop(key)
+            flow = self._fr_map.pop(key, ABSENT)  # the step readers see
+            if flow is not ABSENT:
+                self._fr_unindex(key)
         except BaseException:
             _mend(self)
             raise
+        if self._fr_version != version and flow is not ABSENT:  # a finalizer wrote (see _mend)
+            _mend(self)
+        return flow
 
     def _fr_apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
         """Change `_fr_map` as one step for readers: set `changes`, drop the ids in `gone`."""
@@ -392,12 +407,12 @@ class _BaseRegistry(_Storage):
             new_map = self._fr_map.copy()
             new_map.update(changes)
             for key in gone:
-                del new_map[key]
+                new_map.pop(key, None)
             self._fr_map = new_map
         else:  # each call below is one C-level step holding the GIL
             self._fr_map.update(changes)
-            if gone:
-                list(map(self._fr_map.__delitem__, gone))
+            if gone:  # (an id a finalizer's write removed meanwhile is not there)
+                list(map(self._fr_map.pop, gone, itertools.repeat(None)))
 
     # --- writes of one id
 
@@ -409,6 +424,8 @@ class _BaseRegistry(_Storage):
                 self._fr_insert(key, flow)
             else:
                 self._fr_map[key] = flow
+                if key not in self._fr_pos:  # a finalizer's write removed it in between (see _mend)
+                    _mend(self)
         del old
 
     def __delitem__(self, fid: Any) -> None:
@@ -432,8 +449,9 @@ class _BaseRegistry(_Storage):
         key = fid if type(fid) is int else self._fr_convert(fid)[1]
         if key is not None:
             with self._fr_lock:
-                if key in self._fr_map:
-                    return self._fr_remove(key)
+                flow = self._fr_remove(key)
+            if flow is not ABSENT:
+                return flow
         if default is MISSING:
             raise self._fr_not_found(fid, key)
         return default
@@ -441,9 +459,11 @@ class _BaseRegistry(_Storage):
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last (id, flow) pair in dense order (LIFO)."""
         with self._fr_lock:
-            if self._fr_keys:
+            while self._fr_keys:
                 key = self._fr_keys[-1]
-                return key, self._fr_remove(key)
+                flow = self._fr_remove(key)
+                if flow is not ABSENT:
+                    return key, flow
         raise KeyError(f"popitem(): {type(self).__name__} is empty")
 
     def setdefault(self, fid: Any, default: Any = None, /) -> Any:
@@ -490,8 +510,8 @@ class _BaseRegistry(_Storage):
             if self._fr_keys:  # clearing an empty registry does not change its ids: iterators go on
                 self._fr_version += 1
             # dropped after the lock is released, from the last in dense order, as natively
-            old = [self._fr_map[key] for key in self._fr_keys]
-            self._fr_deletes += len(self._fr_keys)
+            old = [flow for _, flow in _dense_items(self)]
+            self._fr_deletes += len(old)
             room = usable(MIN_BITS)
             try:
                 self._fr_map, self._fr_keys, self._fr_pos = {}, [], {}
@@ -515,6 +535,7 @@ class _BaseRegistry(_Storage):
             return
         pairs = self._fr_pairs(other, kwargs)
         with self._fr_lock:
+            start = self._fr_version
             current = self._fr_map
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
             self._fr_reserve(new)
@@ -540,10 +561,12 @@ class _BaseRegistry(_Storage):
             except BaseException:
                 _mend(self)
                 raise
+            if self._fr_version != start + (1 if added else 0):  # a finalizer wrote (see _mend)
+                _mend(self)
             self._fr_inserts += len(added)
         # released after the lock, in that order: `olds` holds the last references to them, and
         # a list drops its items last first
-        del pairs, changes
+        del pairs, changes, current  # (current: as in delete_many)
         olds.reverse()
         del olds
 
@@ -616,15 +639,15 @@ class _BaseRegistry(_Storage):
     def snapshot(self) -> list[tuple[Any, Any]]:
         """A consistent list of (id, flow) pairs, taken under the read lock."""
         with self._fr_lock:
-            current = self._fr_map
-            return [(key, current[key]) for key in self._fr_keys]
+            return _dense_items(self)
 
     def ids(self) -> array[int]:
         """The ids in dense order as array('q'); pairs come flattened (a0, b0, a1, b1, ...)."""
         with self._fr_lock:
-            if self._fr_pair:
-                return array("q", [part for key in self._fr_keys for part in key])
-            return array("q", self._fr_keys)
+            keys = _dense_ids(self, checked=True)
+        if self._fr_pair:
+            return array("q", [part for key in keys for part in key])
+        return array("q", keys)
 
     # --- iteration
 
@@ -693,6 +716,9 @@ class _BaseRegistry(_Storage):
         """Remove every present id (absent ones are ignored); returns how many were removed."""
         _, keys, _ = self._fr_batch(fids)
         with self._fr_lock:
+            if len(self._fr_pos) != len(self._fr_map):  # a write of this thread is halfway
+                _mend(self)
+            start = self._fr_version
             current = self._fr_map
             present = [key for key in dict.fromkeys(keys) if key in current]
             # Highest dense index first, exactly as the native core removes them.
@@ -708,6 +734,9 @@ class _BaseRegistry(_Storage):
                 except BaseException:
                     _mend(self)
                     raise
+                if self._fr_version != start + 1 + len(present):  # a finalizer wrote (see _mend)
+                    _mend(self)
+        del current  # (a finalizer's clear() must not find the flows it removes still held here)
         del removed
         return len(present)
 
@@ -802,17 +831,54 @@ def _after_fork_in_child() -> None:
 def _mend(reg: _Storage) -> None:
     """Make the dense order agree with `_fr_map` again, for a registry left halfway through a write:
     by an exception raised there (a MemoryError, or one raised asynchronously: Ctrl-C, a signal
-    handler's) or, in a fork child, by a thread of the parent.  `_fr_map`, which reads use, changes
-    in single steps, `_fr_keys` and `_fr_pos` in several.  The ids keep their order; ids only `_fr_map`
-    has come last (the ids are `_fr_map`'s, which `_fr_room` already holds)."""
-    stored = reg._fr_map
-    # a swap-with-last stopped halfway may list an id twice, or not at all
-    keys = list(dict.fromkeys([*(key for key in reg._fr_keys if key in stored), *stored]))
-    reg._fr_keys = keys
-    reg._fr_pos = {key: i for i, key in enumerate(keys)}
+    handler's), by another write run in between (a finalizer the collector ran there, which the
+    write notices by `_fr_version`) or, in a fork child, by a thread of the parent.  `_fr_map`,
+    which reads use, changes in single steps, `_fr_keys` and `_fr_pos` in several.  The ids keep
+    their order; ids only `_fr_map` has come last."""
+    while True:  # again if a finalizer's write got in meanwhile
+        version = reg._fr_version
+        keys = _dense_ids(reg, checked=True)
+        pos = {key: i for i, key in enumerate(keys)}
+        if reg._fr_version == version:
+            break
+    reg._fr_keys, reg._fr_pos = keys, pos
     reg._fr_version += 1
-    if reg._fr_hot not in stored:  # a failed insert leaves the hot slot as it was
+    if len(keys) > reg._fr_room:  # a finalizer's insert outran a reservation
+        reg._fr_bits = bits_for(len(keys))
+        reg._fr_room = usable(reg._fr_bits)
+        reg._fr_resizes += 1
+    if reg._fr_hot not in reg._fr_map:  # a failed insert leaves the hot slot as it was
         reg._fr_hot = None
+
+
+def _dense_ids(reg: _Storage, checked: bool = False) -> list[Any]:
+    """The ids in dense order, read so that a write halfway through (stopped by an exception, or
+    by a finalizer the collector runs, which may write too) cannot make them disagree with
+    `_fr_map`: a swap-with-last stopped halfway may list an id twice, or not at all. Unless
+    `checked`, an order of the right length is taken as it is: the caller checks the ids."""
+    while True:  # again if a finalizer's write got in meanwhile
+        version = reg._fr_version
+        keys, stored = reg._fr_keys, reg._fr_map
+        ids = list(keys)
+        whole = len(ids) == len(stored) == len(reg._fr_pos)
+        if not whole or (checked and not all(map(stored.__contains__, ids))):
+            ids = list(dict.fromkeys([*(key for key in ids if key in stored), *stored]))
+        if reg._fr_version == version:
+            return ids
+
+
+def _dense_items(reg: _Storage) -> list[tuple[Any, Any]]:
+    """The (id, flow) pairs in dense order, read as `_dense_ids` reads the ids."""
+    checked = False
+    while True:
+        version, stored = reg._fr_version, reg._fr_map
+        try:
+            items = [(key, stored[key]) for key in _dense_ids(reg, checked)]
+        except KeyError:  # an order of the right length, but not whole
+            checked = True
+            continue
+        if reg._fr_version == version and reg._fr_map is stored:
+            return items
 
 
 if hasattr(os, "register_at_fork"):

@@ -6,6 +6,7 @@ middle of a write (as Ctrl-C or a signal handler's would be)."""
 
 from __future__ import annotations
 
+import dis
 import gc
 import sys
 import weakref
@@ -214,6 +215,36 @@ def test_update_giving_an_id_twice_releases_alike(both):
     native, fallback = run(both["c"]), run(both["py"])
     assert native == fallback
     assert native == (["old 1", "old 2", "a", "n", "b"], ["c", "x", "n2"])
+
+
+@pytest.mark.parametrize("trigger", ["delete_many", "update"])
+def test_a_clear_from_a_removed_flow_releases_the_rest_at_once(both, trigger):
+    """A removed flow's __del__ that clears the registry: the flows the clear removes go
+    before clear() returns, in both implementations (the fallback's delete_many and update
+    held them until they returned)."""
+
+    def run(module):
+        log = []
+        reg = module.FlowRegistry()
+
+        class Flow:
+            def __init__(self, name):
+                self.name = name
+
+            def __del__(self):
+                log.append(self.name)
+                if self.name == "C":  # the flow the trigger removes
+                    reg.clear()
+                    log.append("clear() returned")
+
+        reg.update([(1, Flow("A")), (2, Flow("B")), (3, Flow("C"))])
+        if trigger == "delete_many":
+            reg.delete_many([3])
+        else:
+            reg.update({3: "x"})
+        return log
+
+    assert run(both["c"]) == run(both["py"]) == ["C", "B", "A", "clear() returned"]
 
 
 def test_a_freed_registry_drops_its_flows_in_its_documented_order(kind, impl):
@@ -452,5 +483,115 @@ def test_a_write_interrupted_anywhere_leaves_the_registry_whole(kind, write):
         check_consistent(reg)
         assert reg[fid(20)] == "later"
         if not fired:
+            break
+        n += 1
+
+
+# ------------------------------------------------------------- finalizers run mid-call
+
+# What a finalizer the collector runs (or a signal handler) does to the registry whose call its
+# thread is in the middle of. (Ids 0..5 are stored; 30 is new.)
+REENTRANT_ACTIONS = {
+    "pop": lambda reg, fid: reg.pop(fid(2), None),
+    "insert": lambda reg, fid: reg.__setitem__(fid(30), "inner"),
+    "delete_many": lambda reg, fid: reg.delete_many([fid(0), fid(5)]),
+    "clear": lambda reg, fid: reg.clear(),
+}
+
+# The calls interrupted: every write, and the reads that walk the dense order under the lock.
+INTERRUPTED_CALLS = {
+    **INTERRUPTED_WRITES,
+    "snapshot": lambda reg, fid: reg.snapshot(),
+    "ids": lambda reg, fid: reg.ids(),
+    "copy": lambda reg, fid: reg.copy(),
+}
+
+
+# Where a finalizer the collector runs (or a signal handler) can get in: at an allocation of an
+# object the collector tracks (3.11), or where the interpreter checks for pending work (3.12+:
+# function entry, calls, loops). Never between the load and the store of `x.a += 1`.
+FINALIZER_POINTS = frozenset(
+    [
+        "CALL",
+        "CALL_KW",
+        "CALL_FUNCTION_EX",
+        "PRECALL",
+        "GET_ITER",
+        "FOR_ITER",
+        "JUMP_BACKWARD",
+        "BUILD_LIST",
+        "BUILD_TUPLE",
+        "BUILD_MAP",
+        "BUILD_SET",
+        "LIST_APPEND",
+        "MAP_ADD",
+        "SET_ADD",
+    ]
+)
+
+
+def _opname(code, offset, _names={}):  # noqa: B006 (a cache)
+    if code not in _names:
+        _names[code] = {i.offset: i.opname for i in dis.get_instructions(code)}
+    return _names[code].get(offset)
+
+
+def _reenter_at(n, action, call, reg, fid):
+    """Run call(reg, fid), running action(reg, fid) at the n-th place in flowreg's Python code
+    where a finalizer or signal handler can run (a function's start, or FINALIZER_POINTS);
+    returns (whether it ran: True, or what the registry held just before for a read, call's
+    result)."""
+    ran = None
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal ran, count
+        if ran is not None or "flowreg" not in frame.f_code.co_filename:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "call" or (
+            event == "opcode" and _opname(frame.f_code, frame.f_lasti) in FINALIZER_POINTS
+        ):
+            count += 1
+            if count == n:
+                ran = set(reg.snapshot()) if call not in WRITE_CALLS else None
+                action(reg, fid)
+                ran = ran or True
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        result = call(reg, fid)
+    except KeyError:  # the id the call removes went first (a pop in the finalizer): as natively
+        result = None
+    finally:
+        sys.settrace(previous)
+    return ran, result
+
+
+WRITE_CALLS = frozenset(INTERRUPTED_WRITES.values())
+
+
+@pytest.mark.parametrize("action", REENTRANT_ACTIONS)
+@pytest.mark.parametrize("call", INTERRUPTED_CALLS)
+def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action):
+    """A finalizer that writes to the registry its thread is in the middle of (the collector
+    runs one at an allocation): the native core's calls run no bytecode there; the fallback's,
+    re-entered at any of theirs, leave a whole registry, and the reads return one state."""
+    make, fid, _ = kind
+    n = 1
+    while True:
+        reg = make((fid(i), f"v{i}") for i in range(6))
+        ran, result = _reenter_at(n, REENTRANT_ACTIONS[action], INTERRUPTED_CALLS[call], reg, fid)
+        check_consistent(reg)
+        if call in ("snapshot", "copy"):
+            got = set(result if call == "snapshot" else result.items())
+            before = ran if isinstance(ran, set) else set()
+            assert len(got) == len(list(result)) and got in (before, set(reg.items())), (n, got)
+        reg[fid(20)] = "later"
+        reg.pop(fid(3), None)
+        check_consistent(reg)
+        if not ran:
             break
         n += 1
