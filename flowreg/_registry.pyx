@@ -917,8 +917,11 @@ cdef int _collect_items(_BaseRegistry r, object other, dict kwargs, Items* out) 
     return 0
 
 
-cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
-    """Store every item, all or nothing: room is made first, then nothing can fail."""
+cdef int _apply_items(_BaseRegistry r, Items* items) except -1:
+    """Store every item, all or nothing: room is made first, then nothing can fail.
+
+    Frees `items` before it drops the flows replaced: those go in the order replaced (an
+    earlier value of an id given twice too), and a flow their __del__ removes goes at once."""
     cdef Table* t = &r._t
     cdef Py_ssize_t i, j, new = 0, n_old = 0, n = items.n
     cdef uint32_t pos
@@ -954,6 +957,7 @@ cdef int _apply_items(_BaseRegistry r, const Items* items) except -1:
                 _insert_at(r, k[0], _second(k, t.width), <object>items.flows[i], pos)  # padded: cannot fail
     finally:
         _release(r, held)
+        _free_items(items)  # the given flows are the registry's now, or in olds
         for i in range(n_old):
             _decref(olds[i])  # replaced flows go only now: their __del__ may re-enter
         PyMem_Free(olds)

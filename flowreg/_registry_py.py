@@ -540,16 +540,10 @@ class _BaseRegistry(_Storage):
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
             self._fr_reserve(new)
             changes = dict(pairs)
-            # the values replaced, in the order the native core replaces them: each pair's in turn
             if len(changes) == len(pairs):
                 olds = [current[k] for k in changes if k in current]
-            else:  # an id given more than once also replaces the value it was given before
-                olds = []
-                given: dict[Any, Any] = {}
-                for k, v in pairs:
-                    if k in given or k in current:
-                        olds.append(given[k] if k in given else current[k])
-                    given[k] = v
+            else:
+                olds = _replaced(pairs, current)
             added = [k for k in changes if k not in current]
             if added:  # replacing values does not invalidate iterators
                 self._fr_version += 1
@@ -769,6 +763,19 @@ class _BaseRegistry(_Storage):
         """Call fn() holding the write lock (test hook; this thread may re-enter)."""
         with self._fr_lock:
             return fn()
+
+
+def _replaced(pairs: list[tuple[Any, Any]], current: dict[Any, Any]) -> list[Any]:
+    """The values an update giving an id more than once replaces, in the order the native core
+    replaces them: each pair's in turn, a value given before in the same update too. (A function
+    of its own: a loop variable in update() would hold the last flow until it returns.)"""
+    olds = []
+    given: dict[Any, Any] = {}
+    for k, v in pairs:
+        if k in given or k in current:
+            olds.append(given[k] if k in given else current[k])
+        given[k] = v
+    return olds
 
 
 def _int64_buffer(fids: Any, width: int) -> list[Any] | None:

@@ -217,6 +217,33 @@ def test_update_giving_an_id_twice_releases_alike(both):
     assert native == (["old 1", "old 2", "a", "n", "b"], ["c", "x", "n2"])
 
 
+def test_update_releases_what_it_replaced_in_that_order_before_anything_else(both):
+    """An id given twice, its stored value replaced after: released in the order replaced;
+    and a flow a released one's __del__ removes goes at once (natively the update's own
+    references held both until it returned)."""
+
+    def run(module):
+        log = []
+        reg = module.FlowRegistry()
+
+        class Flow:
+            def __init__(self, name):
+                self.name = name
+
+            def __del__(self):
+                log.append(self.name)
+                if self.name == "X":
+                    reg.pop(3, None)
+                    log.append("X popped 3")
+
+        reg[2] = Flow("X")
+        given = [(1, "A"), (1, "C"), (2, "D"), (3, "B")]
+        reg.update((k, Flow(name)) for k, name in given)  # the update holds the only references
+        return log
+
+    assert run(both["c"]) == run(both["py"]) == ["A", "X", "B", "X popped 3"]
+
+
 @pytest.mark.parametrize("trigger", ["delete_many", "update"])
 def test_a_clear_from_a_removed_flow_releases_the_rest_at_once(both, trigger):
     """A removed flow's __del__ that clears the registry: the flows the clear removes go
