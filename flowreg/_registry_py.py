@@ -376,19 +376,25 @@ class _BaseRegistry(_Storage):
         i = self._fr_pos.pop(key, None)
         if i is None:  # out of the order already (a finalizer's write got in): left to _mend
             return
-        last = keys.pop()
+        # The last id moves into i before the list shrinks: halfway, the order is never as long
+        # as `_fr_map` (which lost key first), so _dense_ids sees it is not whole.
+        last = keys[-1]
         if last != key:
             try:
                 keys[i] = last
             except IndexError:  # the order changed under us (a finalizer's write): left to _mend
                 return
             self._fr_pos[last] = i
+        keys.pop()
         if key == self._fr_hot:
             self._fr_hot = None
         self._fr_deletes += 1
 
     def _fr_remove(self, key: Any) -> Any:
         """Remove key; its flow, or ABSENT if it is not stored."""
+        if key not in self._fr_map:
+            return ABSENT
+        self._fr_version += 1  # first: an iterator must not hand out an id being removed
         version = self._fr_version + 1  # what _fr_unindex makes it
         try:
             flow = self._fr_map.pop(key, ABSENT)  # the step readers see
@@ -464,6 +470,7 @@ class _BaseRegistry(_Storage):
                 flow = self._fr_remove(key)
                 if flow is not ABSENT:
                     return key, flow
+                _mend(self)  # the order held an id a write halfway (a finalizer runs here) had not stored
         raise KeyError(f"popitem(): {type(self).__name__} is empty")
 
     def setdefault(self, fid: Any, default: Any = None, /) -> Any:
@@ -638,7 +645,12 @@ class _BaseRegistry(_Storage):
     def ids(self) -> array[int]:
         """The ids in dense order as array('q'); pairs come flattened (a0, b0, a1, b1, ...)."""
         with self._fr_lock:
-            keys = _dense_ids(self, checked=True)
+            version, keys = self._fr_version, self._fr_keys
+            if not self._fr_pair and len(keys) == len(self._fr_map) == len(self._fr_pos):
+                ids = array("q", keys)  # the common case, in one step
+                if self._fr_version == version:
+                    return ids
+            keys = _dense_ids(self)
         if self._fr_pair:
             return array("q", [part for key in keys for part in key])
         return array("q", keys)
@@ -844,7 +856,7 @@ def _mend(reg: _Storage) -> None:
     their order; ids only `_fr_map` has come last."""
     while True:  # again if a finalizer's write got in meanwhile
         version = reg._fr_version
-        keys = _dense_ids(reg, checked=True)
+        keys = _dense_ids(reg, by_length=False)
         pos = {key: i for i, key in enumerate(keys)}
         if reg._fr_version == version:
             break
@@ -858,17 +870,17 @@ def _mend(reg: _Storage) -> None:
         reg._fr_hot = None
 
 
-def _dense_ids(reg: _Storage, checked: bool = False) -> list[Any]:
+def _dense_ids(reg: _Storage, by_length: bool = True) -> list[Any]:
     """The ids in dense order, read so that a write halfway through (stopped by an exception, or
     by a finalizer the collector runs, which may write too) cannot make them disagree with
-    `_fr_map`: a swap-with-last stopped halfway may list an id twice, or not at all. Unless
-    `checked`, an order of the right length is taken as it is: the caller checks the ids."""
+    `_fr_map`: a swap-with-last stopped halfway may list an id twice, or not at all. With
+    `by_length`, an order as long as `_fr_map` is taken as it is: a write halfway never leaves
+    one (see _fr_unindex), but one a finalizer's write got into may, until it mends it."""
     while True:  # again if a finalizer's write got in meanwhile
         version = reg._fr_version
         keys, stored = reg._fr_keys, reg._fr_map
         ids = list(keys)
-        whole = len(ids) == len(stored) == len(reg._fr_pos)
-        if not whole or (checked and not all(map(stored.__contains__, ids))):
+        if not (by_length and len(ids) == len(stored) == len(reg._fr_pos)):
             ids = list(dict.fromkeys([*(key for key in ids if key in stored), *stored]))
         if reg._fr_version == version:
             return ids
@@ -876,13 +888,13 @@ def _dense_ids(reg: _Storage, checked: bool = False) -> list[Any]:
 
 def _dense_items(reg: _Storage) -> list[tuple[Any, Any]]:
     """The (id, flow) pairs in dense order, read as `_dense_ids` reads the ids."""
-    checked = False
+    by_length = True
     while True:
         version, stored = reg._fr_version, reg._fr_map
         try:
-            items = [(key, stored[key]) for key in _dense_ids(reg, checked)]
+            items = [(key, stored[key]) for key in _dense_ids(reg, by_length)]
         except KeyError:  # an order of the right length, but not whole
-            checked = True
+            by_length = False
             continue
         if reg._fr_version == version and reg._fr_map is stored:
             return items

@@ -60,14 +60,13 @@ def _inside(call: _Call) -> Iterator[None]:
 class SingleFlight:
     """The in-flight factory calls of one registry."""
 
-    __slots__ = ("__weakref__", "_calls", "_joining", "_lock", "_peek")
+    __slots__ = ("__weakref__", "_calls", "_lock", "_peek")
 
     def __init__(self, base: type) -> None:
-        # An RLock: a finalizer the collector runs (or a signal handler) may call get_or_create
-        # while this thread is inside _join; with a Lock it would wait for itself for ever.
+        # An RLock, which knows its owner: a finalizer the collector runs (or a signal handler)
+        # may call get_or_create while this thread holds it (see _join).
         self._lock = threading.RLock()
         self._calls: dict[Any, _Call] = {}
-        self._joining: Any = ABSENT  # the id a _join of this thread is working on, under the lock
         # The registry class's own lookup, not a subclass's method of that name. (What the
         # factory made is stored with setdefault: a subclass's, which may refuse it.)
         self._peek: Callable[[Any, Any], Any] = base._peek  # type: ignore[attr-defined]
@@ -77,32 +76,33 @@ class SingleFlight:
         # After fork: the threads that led these calls do not exist in the child.
         self._lock = threading.RLock()
         self._calls = {}
-        self._joining = ABSENT
 
     def _join(self, reg: Any, key: Any, is_async: bool) -> tuple[Any, _Call | None, bool]:
         """(stored value or ABSENT, the call to lead or wait for, whether we lead it)."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            # A finalizer or signal handler interrupted this thread holding the lock: it may
+            # neither wait for another thread's call (whose end needs the lock) nor lead one.
+            value = self._peek(reg, key)
+            if value is not ABSENT:
+                return value, None, False
+            raise RuntimeError(
+                f"get_or_create: flow id {key!r} was asked for by a finalizer or signal handler "
+                "that interrupted this thread's get_or_create on the same registry: only a stored "
+                "flow can be returned there"
+            )
         if not acquire_unless_stopped(self._lock):
             raise RuntimeError(
                 "get_or_create: the interpreter is exiting and the registry's in-flight calls are "
                 "locked by a thread it stopped (a daemon thread): it cannot be used any more"
             )
         try:
-            if self._joining is not ABSENT and self._joining == key:
-                raise RuntimeError(
-                    f"get_or_create: flow id {key!r} was asked for by a finalizer or signal handler "
-                    "that interrupted this thread's get_or_create of the same id"
-                )
-            outer, self._joining = self._joining, key  # an interrupting _join restores the outer id
-            try:
-                value = self._peek(reg, key)
-                if value is not ABSENT:
-                    return value, None, False
-                call = self._calls.get(key)
-                if call is None:
-                    call = self._calls[key] = _Call(is_async)
-                    return ABSENT, call, True
-            finally:
-                self._joining = outer
+            value = self._peek(reg, key)
+            if value is not ABSENT:
+                return value, None, False
+            call = self._calls.get(key)
+            if call is None:
+                call = self._calls[key] = _Call(is_async)
+                return ABSENT, call, True
         finally:
             self._lock.release()
         # Waiting would never end if the leader's factory waits for us, or if blocking this

@@ -523,6 +523,7 @@ REENTRANT_ACTIONS = {
     "insert": lambda reg, fid: reg.__setitem__(fid(30), "inner"),
     "delete_many": lambda reg, fid: reg.delete_many([fid(0), fid(5)]),
     "clear": lambda reg, fid: reg.clear(),
+    "popitem": lambda reg, fid: reg.popitem(),
 }
 
 # The calls interrupted: every write, and the reads that walk the dense order under the lock.
