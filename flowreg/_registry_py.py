@@ -369,9 +369,9 @@ class _BaseRegistry(_Storage):
             _mend(self)
         self._fr_inserts += 1
 
-    def _fr_unindex(self, key: Any) -> None:
-        """Drop key from the dense order (swap-with-last); `_fr_map` is the caller's."""
-        self._fr_version += 1
+    def _fr_unlink(self, key: Any) -> None:
+        """Drop key from the dense order (swap-with-last); the caller removes it from `_fr_map`
+        first, and bumps `_fr_version` before that."""
         keys = self._fr_keys
         i = self._fr_pos.pop(key, None)
         if i is None:  # out of the order already (a finalizer's write got in): left to _mend
@@ -394,16 +394,15 @@ class _BaseRegistry(_Storage):
         """Remove key; its flow, or ABSENT if it is not stored."""
         if key not in self._fr_map:
             return ABSENT
-        self._fr_version += 1  # first: an iterator must not hand out an id being removed
-        version = self._fr_version + 1  # what _fr_unindex makes it
+        # first: an iterator must not hand out an id being removed
+        self._fr_version = version = self._fr_version + 1
         try:
-            flow = self._fr_map.pop(key, ABSENT)  # the step readers see
-            if flow is not ABSENT:
-                self._fr_unindex(key)
+            flow = self._fr_map.pop(key)  # the step readers see
+            self._fr_unlink(key)
         except BaseException:
             _mend(self)
             raise
-        if self._fr_version != version and flow is not ABSENT:  # a finalizer wrote (see _mend)
+        if self._fr_version != version:  # a finalizer wrote in between (see _mend)
             _mend(self)
         return flow
 
@@ -736,11 +735,11 @@ class _BaseRegistry(_Storage):
                 try:
                     self._fr_apply({}, present)
                     for key in present:
-                        self._fr_unindex(key)
+                        self._fr_unlink(key)
                 except BaseException:
                     _mend(self)
                     raise
-                if self._fr_version != start + 1 + len(present):  # a finalizer wrote (see _mend)
+                if self._fr_version != start + 1:  # a finalizer wrote in between (see _mend)
                     _mend(self)
         del current  # (a finalizer's clear() must not find the flows it removes still held here)
         del removed
@@ -875,7 +874,7 @@ def _dense_ids(reg: _Storage, by_length: bool = True) -> list[Any]:
     by a finalizer the collector runs, which may write too) cannot make them disagree with
     `_fr_map`: a swap-with-last stopped halfway may list an id twice, or not at all. With
     `by_length`, an order as long as `_fr_map` is taken as it is: a write halfway never leaves
-    one (see _fr_unindex), but one a finalizer's write got into may, until it mends it."""
+    one (see _fr_unlink), but one a finalizer's write got into may, until it mends it."""
     while True:  # again if a finalizer's write got in meanwhile
         version = reg._fr_version
         keys, stored = reg._fr_keys, reg._fr_map
