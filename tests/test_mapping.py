@@ -741,27 +741,6 @@ def test_equality_with_non_mappings(flavor, other):
     assert reg.__eq__(other) is NotImplemented
 
 
-class DefaultKeepingMapping(collections.abc.Mapping):
-    """A Mapping whose get() keeps every default it is given (a cache that remembers misses)."""
-
-    def __init__(self, data):
-        self._data = dict(data)
-        self.defaults = []
-
-    def get(self, key, default=None):
-        self.defaults.append(default)
-        return self._data.get(key, default)
-
-    def __getitem__(self, key):
-        return self._data[key]
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self):
-        return len(self._data)
-
-
 def test_what_equality_hands_to_another_get_stores_like_any_value(new_abc, flavor):
     # == passes its own "not there" default to the other mapping's get(); code that keeps it
     # and stores it must find it an ordinary flow (it was the fallback's internal marker, which
@@ -794,6 +773,18 @@ class KeysOnlyMapping(collections.abc.Mapping):
 
     def __len__(self):
         return len(self._data)
+
+
+class DefaultKeepingMapping(KeysOnlyMapping):
+    """A Mapping whose get() keeps every default it is given (a cache that remembers misses)."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.defaults = []
+
+    def get(self, key, default=None):
+        self.defaults.append(default)
+        return self._data.get(key, default)
 
 
 def test_unhashable(abc):

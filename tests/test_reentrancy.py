@@ -187,8 +187,9 @@ def test_del_reentry_leaves_both_implementations_alike(both, pair, trigger, acti
     assert native == fallback
 
 
-def _logged_class(freed):
-    """A flow class whose instances append their name to `freed` when released."""
+def _logged_class(freed, when=None, then=None):
+    """A flow class whose instances append their name to `freed` when released; the one named
+    `when` then calls then()."""
 
     class Logged:
         def __init__(self, name):
@@ -196,6 +197,8 @@ def _logged_class(freed):
 
         def __del__(self):
             freed.append(self.name)
+            if self.name == when:
+                then()
 
     return Logged
 
@@ -226,16 +229,11 @@ def test_update_releases_what_it_replaced_in_that_order_before_anything_else(bot
         log = []
         reg = module.FlowRegistry()
 
-        class Flow:
-            def __init__(self, name):
-                self.name = name
+        def pop_3():  # (statements: a tuple of the two would hold the popped flow a while)
+            reg.pop(3, None)
+            log.append("X popped 3")
 
-            def __del__(self):
-                log.append(self.name)
-                if self.name == "X":
-                    reg.pop(3, None)
-                    log.append("X popped 3")
-
+        Flow = _logged_class(log, "X", pop_3)
         reg[2] = Flow("X")
         given = [(1, "A"), (1, "C"), (2, "D"), (3, "B")]
         reg.update((k, Flow(name)) for k, name in given)  # the update holds the only references
@@ -254,16 +252,11 @@ def test_a_clear_from_a_removed_flow_releases_the_rest_at_once(both, trigger):
         log = []
         reg = module.FlowRegistry()
 
-        class Flow:
-            def __init__(self, name):
-                self.name = name
+        def clear():
+            reg.clear()
+            log.append("clear() returned")
 
-            def __del__(self):
-                log.append(self.name)
-                if self.name == "C":  # the flow the trigger removes
-                    reg.clear()
-                    log.append("clear() returned")
-
+        Flow = _logged_class(log, "C", clear)  # C: the flow the trigger removes
         reg.update([(1, Flow("A")), (2, Flow("B")), (3, Flow("C"))])
         if trigger == "delete_many":
             reg.delete_many([3])
