@@ -11,6 +11,7 @@ import copy
 import copyreg
 import functools
 import reprlib
+import struct
 import sys
 import threading
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
@@ -327,14 +328,13 @@ def buffer_pairs(fids: Any) -> list[tuple[Any, Any]] | None:
     except (BufferError, ValueError, TypeError):
         return None
     with view:
-        if view.ndim != 2 or view.shape[1] != 2 or view.format.lstrip("@=<>!") not in _INT_FORMATS:  # type: ignore[index]
+        order, code = (view.format[:1], view.format[1:]) if view.format[:1] in "@=<>!" else ("", view.format)
+        if view.ndim != 2 or view.shape[1] != 2 or code not in _INT_FORMATS:  # type: ignore[index]
             return None
-        rows: Any
-        try:
-            rows = view.tolist()
-        except NotImplementedError:  # a byte order memoryview cannot read: iterate the exporter's rows
-            rows = list(fids)
-    return [tuple(row) for row in rows]
+        try:  # (struct reads every byte order, where a memoryview reads only the native one)
+            return list(struct.iter_unpack(order + code * 2, view.tobytes()))
+        except struct.error:  # a size only native order has ('=n')
+            return None
 
 
 def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:

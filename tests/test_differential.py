@@ -238,10 +238,10 @@ class Model:
             given = [tuple(x) for x in view.tolist()] if self.pair else view.tolist()
             return given, given, True
         if self.pair and view is not None and view.ndim == 2 and view.shape[1] == 2:
-            try:  # any other (n, 2) int buffer: its rows
+            try:  # any other (n, 2) int buffer: its rows, of ints
                 given = [tuple(x) for x in view.tolist()]
             except NotImplementedError:  # another byte order: numpy's rows
-                given = [tuple(x) for x in fids]
+                given = [tuple(int(x) for x in row) for row in fids]
         else:
             given = list(fids)
         return given, [self.key(g) for g in given], False
