@@ -200,6 +200,7 @@ class _Storage:
         "_fr_map",
         "_fr_misses",
         "_fr_pos",
+        "_fr_replaces",
         "_fr_resets",
         "_fr_resizes",
         "_fr_room",
@@ -213,6 +214,7 @@ class _Storage:
     _fr_room: int  # usable(_fr_bits): ids the simulated table holds before it grows
     _fr_hot: Any  # the id of the last switch_flow hit
     _fr_version: int
+    _fr_replaces: int  # free-threaded builds: values replaced in place in `_fr_map` (see _fr_apply)
     _fr_flight: SingleFlight | None
     _fr_hits: int
     _fr_misses: int
@@ -231,7 +233,7 @@ class _Storage:
         self._fr_bits = MIN_BITS
         self._fr_room = usable(MIN_BITS)
         self._fr_hot = None
-        self._fr_version = 0
+        self._fr_version = self._fr_replaces = 0
         self._fr_flight = None
         self._fr_hits = self._fr_misses = self._fr_hot_hits = 0
         self._fr_inserts = self._fr_deletes = self._fr_resizes = self._fr_resets = 0
@@ -399,6 +401,9 @@ class _BaseRegistry(_Storage):
         try:
             flow = self._fr_map.pop(key)  # the step readers see
             self._fr_unlink(key)
+        except KeyError:  # the pop's: a finalizer run just before it removed key
+            _mend(self)
+            return ABSENT
         except BaseException:
             _mend(self)
             raise
@@ -409,10 +414,15 @@ class _BaseRegistry(_Storage):
     def _fr_apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
         """Change `_fr_map` as one step for readers: set `changes`, drop the ids in `gone`."""
         if _FREE_THREADED:
-            new_map = self._fr_map.copy()
-            new_map.update(changes)
-            for key in gone:
-                new_map.pop(key, None)
+            while True:  # again if a finalizer changed the map being copied (its write is kept)
+                stored, version, replaces = self._fr_map, self._fr_version, self._fr_replaces
+                new_map = stored.copy()
+                new_map.update(changes)
+                for key in gone:
+                    new_map.pop(key, None)
+                # (nothing from here to the store lets a finalizer run: no call, no allocation)
+                if self._fr_map is stored and self._fr_version == version and self._fr_replaces == replaces:
+                    break
             self._fr_map = new_map
         else:  # each call below is one C-level step holding the GIL
             self._fr_map.update(changes)
@@ -429,6 +439,8 @@ class _BaseRegistry(_Storage):
                 self._fr_insert(key, flow)
             else:
                 self._fr_map[key] = flow
+                if _FREE_THREADED:  # (only a copy-and-swap needs to know: see _fr_apply)
+                    self._fr_replaces += 1
                 if key not in self._fr_pos:  # a finalizer's write removed it in between (see _mend)
                     _mend(self)
         del old
@@ -464,12 +476,18 @@ class _BaseRegistry(_Storage):
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last (id, flow) pair in dense order (LIFO)."""
         with self._fr_lock:
-            while self._fr_keys:
-                key = self._fr_keys[-1]
+            while True:
+                keys = self._fr_keys
+                if not len(keys) == len(self._fr_pos) == len(self._fr_map):
+                    _mend(self)  # a write halfway (a finalizer runs here) left the order short or long
+                    continue
+                if not keys:
+                    break
+                key = keys[-1]
                 flow = self._fr_remove(key)
                 if flow is not ABSENT:
                     return key, flow
-                _mend(self)  # the order held an id a write halfway (a finalizer runs here) had not stored
+                _mend(self)  # the order held an id a write halfway had not stored
         raise KeyError(f"popitem(): {type(self).__name__} is empty")
 
     def setdefault(self, fid: Any, default: Any = None, /) -> Any:

@@ -6,8 +6,10 @@ middle of a write (as Ctrl-C or a signal handler's would be)."""
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import gc
+import itertools
 import sys
 import weakref
 from array import array
@@ -16,6 +18,7 @@ from typing import ClassVar
 import pytest
 
 from flowreg import FlowExists, FlowNotFound
+from flowreg import _registry_py as registry_py
 
 
 @pytest.fixture(params=["flow", "pair"])
@@ -517,6 +520,7 @@ REENTRANT_ACTIONS = {
     "delete_many": lambda reg, fid: reg.delete_many([fid(0), fid(5)]),
     "clear": lambda reg, fid: reg.clear(),
     "popitem": lambda reg, fid: reg.popitem(),
+    "replace": lambda reg, fid: reg.__setitem__(fid(4), "inner"),
 }
 
 # The calls interrupted: every write, and the reads that walk the dense order under the lock.
@@ -528,10 +532,11 @@ INTERRUPTED_CALLS = {
 }
 
 
-# Where a finalizer the collector runs (or a signal handler) can get in: at an allocation of an
-# object the collector tracks (3.11), or where the interpreter checks for pending work (3.12+:
-# function entry, calls, loops). Never between the load and the store of `x.a += 1`.
-FINALIZER_POINTS = frozenset(
+# Where a finalizer the collector runs (or a signal handler) can get in, besides a function's
+# start. With the GIL (3.11): at an allocation of an object the collector tracks, and where the
+# interpreter checks for pending work (calls, loops). Never between the load and the store of
+# `x.a += 1`.
+GIL_POINTS = frozenset(
     [
         "CALL",
         "CALL_KW",
@@ -549,19 +554,31 @@ FINALIZER_POINTS = frozenset(
         "SET_ADD",
     ]
 )
+# Free-threaded builds (3.13+) collect only where the interpreter checks for pending work: after
+# a call returns, and at a loop's jump back.
+CALLS = frozenset(["CALL", "CALL_KW", "CALL_FUNCTION_EX"])
 
 
-def _opname(code, offset, _names={}):  # noqa: B006 (a cache)
-    if code not in _names:
-        _names[code] = {i.offset: i.opname for i in dis.get_instructions(code)}
-    return _names[code].get(offset)
+def _gil_points(code, _cache={}):  # noqa: B006 (a cache)
+    if code not in _cache:
+        _cache[code] = {i.offset for i in dis.get_instructions(code) if i.opname in GIL_POINTS}
+    return _cache[code]
 
 
-def _reenter_at(n, action, call, reg, fid):
+def _free_threaded_points(code, _cache={}):  # noqa: B006 (a cache)
+    if code not in _cache:
+        pairs = list(itertools.pairwise(dis.get_instructions(code)))
+        _cache[code] = {after.offset for before, after in pairs if before.opname in CALLS} | {
+            before.offset for before, _ in pairs if before.opname == "JUMP_BACKWARD"
+        }
+    return _cache[code]
+
+
+def _reenter_at(n, action, call, reg, fid, points=_gil_points):
     """Run call(reg, fid), running action(reg, fid) at the n-th place in flowreg's Python code
-    where a finalizer or signal handler can run (a function's start, or FINALIZER_POINTS);
-    returns (whether it ran: True, or what the registry held just before for a read, call's
-    result)."""
+    where a finalizer or signal handler can run (a function's start, or the offsets `points`
+    gives for a code object); returns (whether it ran: True, or what the registry held just
+    before for a read, call's result)."""
     ran = None
     count = 0
 
@@ -570,9 +587,7 @@ def _reenter_at(n, action, call, reg, fid):
         if ran is not None or "flowreg" not in frame.f_code.co_filename:
             return None
         frame.f_trace_opcodes = True
-        if event == "call" or (
-            event == "opcode" and _opname(frame.f_code, frame.f_lasti) in FINALIZER_POINTS
-        ):
+        if event == "call" or (event == "opcode" and frame.f_lasti in points(frame.f_code)):
             count += 1
             if count == n:
                 ran = set(reg.snapshot()) if call not in WRITE_CALLS else None
@@ -594,18 +609,27 @@ def _reenter_at(n, action, call, reg, fid):
 WRITE_CALLS = frozenset(INTERRUPTED_WRITES.values())
 
 
-@pytest.mark.parametrize("action", REENTRANT_ACTIONS)
-@pytest.mark.parametrize("call", INTERRUPTED_CALLS)
-def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action):
-    """A finalizer that writes to the registry its thread is in the middle of (the collector
-    runs one at an allocation): the native core's calls run no bytecode there; the fallback's,
-    re-entered at any of theirs, leave a whole registry, and the reads return one state."""
+def _outcomes(make, fid, call, action):
+    """The items after call alone, after call then action, and after action then call."""
+    outcomes = []
+    for steps in ((call,), (call, action), (action, call)):
+        reg = make((fid(i), f"v{i}") for i in range(6))
+        for step in steps:
+            with contextlib.suppress(KeyError):
+                step(reg, fid)
+        outcomes.append(dict(reg.items()))
+    return outcomes
+
+
+def _check_reentered_anywhere(kind, call, action, points=_gil_points):
     make, fid, _ = kind
+    alone, *either = _outcomes(make, fid, INTERRUPTED_CALLS[call], REENTRANT_ACTIONS[action])
     n = 1
     while True:
         reg = make((fid(i), f"v{i}") for i in range(6))
-        ran, result = _reenter_at(n, REENTRANT_ACTIONS[action], INTERRUPTED_CALLS[call], reg, fid)
+        ran, result = _reenter_at(n, REENTRANT_ACTIONS[action], INTERRUPTED_CALLS[call], reg, fid, points)
         check_consistent(reg)
+        assert dict(reg.items()) in (either if ran else [alone]), n  # no write lost or half made
         if call in ("snapshot", "copy"):
             got = set(result if call == "snapshot" else result.items())
             before = ran if isinstance(ran, set) else set()
@@ -616,3 +640,24 @@ def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action)
         if not ran:
             break
         n += 1
+
+
+@pytest.mark.parametrize("action", REENTRANT_ACTIONS)
+@pytest.mark.parametrize("call", INTERRUPTED_CALLS)
+def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action):
+    """A finalizer that writes to the registry its thread is in the middle of (the collector
+    runs one at an allocation): the native core's calls run no bytecode there; the fallback's,
+    re-entered at any of theirs, leave a whole registry holding both writes, and the reads
+    return one state."""
+    _check_reentered_anywhere(kind, call, action)
+
+
+@pytest.mark.parametrize("impl", ["py"], indirect=True)
+@pytest.mark.parametrize("action", REENTRANT_ACTIONS)
+@pytest.mark.parametrize("call", INTERRUPTED_CALLS)
+def test_a_free_threaded_swap_reentered_anywhere_keeps_both_writes(monkeypatch, kind, call, action):
+    """The same, with the fallback changing its id map by copy-and-swap as free-threaded builds
+    do, re-entered where those builds run finalizers: a finalizer's write to the map being
+    copied is not lost."""
+    monkeypatch.setattr(registry_py, "_FREE_THREADED", True)
+    _check_reentered_anywhere(kind, call, action, _free_threaded_points)
