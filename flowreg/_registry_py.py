@@ -355,21 +355,26 @@ class _BaseRegistry(_Storage):
             self._fr_room = room  # last: stopped before it, the next write reserves again
             self._fr_resizes += 1
 
-    def _fr_insert(self, key: Any, flow: Any) -> None:
+    def _fr_insert(self, key: Any, flow: Any, looked: int) -> bool:
+        """Store flow under key, absent when the caller looked at `_fr_version` `looked`; False,
+        storing nothing, if a finalizer (run at a call) wrote since: the caller looks again."""
         if len(self._fr_keys) >= self._fr_room:
             self._fr_reserve(1)
-        # first: an iterator must not hand out an id being inserted
-        self._fr_version = version = self._fr_version + 1
+        if self._fr_version != looked:
+            return False
+        # first (no finalizer runs since the test): an iterator must not hand out an id being inserted
+        self._fr_version = version = looked + 1
         try:
+            self._fr_map[key] = flow  # the step readers see: stopped after it, _mend completes it
             self._fr_keys.append(key)
             self._fr_pos[key] = len(self._fr_keys) - 1
-            self._fr_map[key] = flow  # the step readers see: stopped before it, nothing was stored
         except BaseException:  # a MemoryError, or one raised asynchronously (see _mend)
             _mend(self)
             raise
         if self._fr_version != version:  # a finalizer wrote in between (see _mend)
             _mend(self)
         self._fr_inserts += 1
+        return True
 
     def _fr_unlink(self, key: Any) -> None:
         """Drop key from the dense order (swap-with-last); the caller removes it from `_fr_map`
@@ -434,15 +439,18 @@ class _BaseRegistry(_Storage):
     def __setitem__(self, fid: Any, flow: Any) -> None:
         key = self._fr_write_key(fid)
         with self._fr_lock:
-            old = self._fr_map.get(key, ABSENT)  # released after the lock: its __del__ may re-enter
-            if old is ABSENT:
-                self._fr_insert(key, flow)
-            else:
-                self._fr_map[key] = flow
-                if _FREE_THREADED:  # (only a copy-and-swap needs to know: see _fr_apply)
-                    self._fr_replaces += 1
-                if key not in self._fr_pos:  # a finalizer's write removed it in between (see _mend)
-                    _mend(self)
+            while True:
+                looked = self._fr_version
+                old = self._fr_map.get(key, ABSENT)  # released after the lock: its __del__ may re-enter
+                if old is not ABSENT:
+                    self._fr_map[key] = flow
+                    if _FREE_THREADED:  # (only a copy-and-swap needs to know: see _fr_apply)
+                        self._fr_replaces += 1
+                    if key not in self._fr_pos:  # a finalizer's write removed it in between (see _mend)
+                        _mend(self)
+                    break
+                if self._fr_insert(key, flow, looked):
+                    break
         del old
 
     def __delitem__(self, fid: Any) -> None:
@@ -452,9 +460,12 @@ class _BaseRegistry(_Storage):
         """Store flow under a new id and return it; FlowExists if the id is taken."""
         key = self._fr_write_key(fid)
         with self._fr_lock:
-            if key in self._fr_map:
-                raise FlowExists(fid)
-            self._fr_insert(key, flow)
+            while True:
+                looked = self._fr_version
+                if key in self._fr_map:
+                    raise FlowExists(fid)
+                if self._fr_insert(key, flow, looked):
+                    break
         return flow
 
     def delete_flow(self, fid: Any, /) -> Any:
@@ -494,10 +505,14 @@ class _BaseRegistry(_Storage):
         """Return the flow under fid, storing default there first if absent."""
         key = self._fr_write_key(fid)
         with self._fr_lock:
-            flow = self._fr_map.get(key, ABSENT)
-            if flow is ABSENT:
-                self._fr_insert(key, default)
-                flow = default
+            while True:
+                looked = self._fr_version
+                flow = self._fr_map.get(key, ABSENT)
+                if flow is not ABSENT:
+                    break
+                if self._fr_insert(key, default, looked):
+                    flow = default
+                    break
         return flow
 
     def get_or_create(self, fid: Any, factory: Callable[[Any], Any]) -> Any:
@@ -739,15 +754,22 @@ class _BaseRegistry(_Storage):
         """Remove every present id (absent ones are ignored); returns how many were removed."""
         _, keys, _ = self._fr_batch(fids)
         with self._fr_lock:
-            if len(self._fr_pos) != len(self._fr_map):  # a write of this thread is halfway
-                _mend(self)
-            start = self._fr_version
-            current = self._fr_map
-            present = [key for key in dict.fromkeys(keys) if key in current]
-            # Highest dense index first, exactly as the native core removes them.
-            present.sort(key=self._fr_pos.__getitem__, reverse=True)
-            # released after the lock, in removal order as natively (a list drops its items last first)
-            removed = [current[key] for key in reversed(present)]
+            while True:  # again if a finalizer (run at a call) wrote meanwhile
+                if len(self._fr_pos) != len(self._fr_map):  # a write of this thread is halfway
+                    _mend(self)
+                start = self._fr_version
+                current = self._fr_map
+                try:
+                    present = [key for key in dict.fromkeys(keys) if key in current]
+                    # Highest dense index first, exactly as the native core removes them.
+                    present.sort(key=self._fr_pos.__getitem__, reverse=True)
+                    # released after the lock, in removal order as natively (a list drops its
+                    # items last first)
+                    removed = [current[key] for key in reversed(present)]
+                except KeyError:
+                    continue
+                if self._fr_version == start and self._fr_map is current:
+                    break
             if present:
                 self._fr_version += 1
                 try:

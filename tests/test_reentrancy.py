@@ -521,6 +521,11 @@ REENTRANT_ACTIONS = {
     "clear": lambda reg, fid: reg.clear(),
     "popitem": lambda reg, fid: reg.popitem(),
     "replace": lambda reg, fid: reg.__setitem__(fid(4), "inner"),
+    "update": lambda reg, fid: reg.update({fid(1): "inner", fid(31): "inner"}),
+    "setdefault": lambda reg, fid: reg.setdefault(fid(9), "inner"),
+    "delete_many new": lambda reg, fid: reg.delete_many([fid(9), fid(10), fid(1)]),
+    "pop new": lambda reg, fid: reg.pop(fid(9), None),
+    "create_flow": lambda reg, fid: reg.create_flow(fid(10), "inner") if fid(10) not in reg else None,
 }
 
 # The calls interrupted: every write, and the reads that walk the dense order under the lock.
@@ -599,7 +604,7 @@ def _reenter_at(n, action, call, reg, fid, points=_gil_points):
     sys.settrace(tracer)
     try:
         result = call(reg, fid)
-    except KeyError:  # the id the call removes went first (a pop in the finalizer): as natively
+    except (KeyError, FlowExists):  # the finalizer removed the call's id, or stored it first
         result = None
     finally:
         sys.settrace(previous)
@@ -615,7 +620,7 @@ def _outcomes(make, fid, call, action):
     for steps in ((call,), (call, action), (action, call)):
         reg = make((fid(i), f"v{i}") for i in range(6))
         for step in steps:
-            with contextlib.suppress(KeyError):
+            with contextlib.suppress(KeyError, FlowExists):
                 step(reg, fid)
         outcomes.append(dict(reg.items()))
     return outcomes
