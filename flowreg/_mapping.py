@@ -317,6 +317,8 @@ def update_pairs(other: Any, kwargs: Mapping[str, Any] | None = None) -> list[tu
 
 #: The struct module's integer formats: a memoryview reads them as ints.
 _INT_FORMATS = frozenset("bBhHiIlLqQnN")
+#: struct's signed integer codes of a standard size, by that size.
+_SIZED = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
 def buffer_pairs(fids: Any) -> list[tuple[Any, Any]] | None:
@@ -329,12 +331,13 @@ def buffer_pairs(fids: Any) -> list[tuple[Any, Any]] | None:
         return None
     with view:
         order, code = (view.format[:1], view.format[1:]) if view.format[:1] in "@=<>!" else ("", view.format)
-        if view.ndim != 2 or view.shape[1] != 2 or code not in _INT_FORMATS:  # type: ignore[index]
+        sized = _SIZED.get(view.itemsize)
+        if view.ndim != 2 or view.shape[1] != 2 or code not in _INT_FORMATS or not sized:  # type: ignore[index]
             return None
-        try:  # (struct reads every byte order, where a memoryview reads only the native one)
-            return list(struct.iter_unpack(order + code * 2, view.tobytes()))
-        except struct.error:  # a size only native order has ('=n')
-            return None
+        # struct reads every byte order, where a memoryview reads only the native one; the item
+        # size is the exporter's (struct's own for 'l' or 'n' depends on the byte order mark)
+        row = (order if order in ("<", ">", "!") else "=") + (sized if code.islower() else sized.upper()) * 2
+        return list(struct.iter_unpack(row, view.tobytes()))
 
 
 def items_equal(items: list[tuple[Any, Any]], other: Mapping[Any, Any]) -> bool:

@@ -381,7 +381,7 @@ class _BaseRegistry(_Storage):
         first, and bumps `_fr_version` before that."""
         keys = self._fr_keys
         i = self._fr_pos.pop(key, None)
-        if i is None:  # out of the order already (a finalizer's write got in): left to _mend
+        if i is None or not keys:  # out of the order already (a finalizer's write got in): left to _mend
             return
         # The last id moves into i before the list shrinks: halfway, the order is never as long
         # as `_fr_map` (which lost key first), so _dense_ids sees it is not whole.
@@ -404,11 +404,11 @@ class _BaseRegistry(_Storage):
         # first: an iterator must not hand out an id being removed
         self._fr_version = version = self._fr_version + 1
         try:
-            flow = self._fr_map.pop(key)  # the step readers see
+            flow = self._fr_map.pop(key, ABSENT)  # the step readers see
+            if flow is ABSENT:  # a finalizer run just before removed it
+                _mend(self)
+                return ABSENT
             self._fr_unlink(key)
-        except KeyError:  # the pop's: a finalizer run just before it removed key
-            _mend(self)
-            return ABSENT
         except BaseException:
             _mend(self)
             raise
@@ -416,23 +416,23 @@ class _BaseRegistry(_Storage):
             _mend(self)
         return flow
 
-    def _fr_apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> None:  # noqa: B006
-        """Change `_fr_map` as one step for readers: set `changes`, drop the ids in `gone`."""
+    def _fr_apply(self, changes: dict[Any, Any], gone: list[Any] = []) -> int:  # noqa: B006
+        """Change `_fr_map` as one step for readers: set `changes`, drop the ids in `gone`;
+        returns how many of those were there (a finalizer's write may have removed some)."""
         if _FREE_THREADED:
             while True:  # again if a finalizer changed the map being copied (its write is kept)
                 stored, version, replaces = self._fr_map, self._fr_version, self._fr_replaces
                 new_map = stored.copy()
                 new_map.update(changes)
-                for key in gone:
-                    new_map.pop(key, None)
+                popped = list(map(new_map.pop, gone, itertools.repeat(ABSENT)))
                 # (nothing from here to the store lets a finalizer run: no call, no allocation)
                 if self._fr_map is stored and self._fr_version == version and self._fr_replaces == replaces:
                     break
             self._fr_map = new_map
         else:  # each call below is one C-level step holding the GIL
             self._fr_map.update(changes)
-            if gone:  # (an id a finalizer's write removed meanwhile is not there)
-                list(map(self._fr_map.pop, gone, itertools.repeat(None)))
+            popped = list(map(self._fr_map.pop, gone, itertools.repeat(ABSENT)))
+        return len(popped) - sum(map(operator.is_, popped, itertools.repeat(ABSENT)))
 
     # --- writes of one id
 
@@ -546,14 +546,17 @@ class _BaseRegistry(_Storage):
     def clear(self) -> None:
         """Remove every flow."""
         with self._fr_lock:
-            if self._fr_keys:  # clearing an empty registry does not change its ids: iterators go on
+            # (an insert halfway may have stored in `_fr_map` only)
+            stored = bool(self._fr_map or self._fr_keys or self._fr_pos)
+            if stored:  # clearing an empty registry does not change its ids: iterators go on
                 self._fr_version += 1
             # dropped after the lock is released, from the last in dense order, as natively
             old = [flow for _, flow in _dense_items(self)]
             self._fr_deletes += len(old)
             room = usable(MIN_BITS)
             try:
-                self._fr_map, self._fr_keys, self._fr_pos = {}, [], {}
+                if stored:  # (an empty one keeps its containers: a write halfway may hold them)
+                    self._fr_map, self._fr_keys, self._fr_pos = {}, [], {}
             except BaseException:
                 _mend(self)
                 raise
@@ -759,21 +762,21 @@ class _BaseRegistry(_Storage):
                     _mend(self)
                 start = self._fr_version
                 current = self._fr_map
-                try:
-                    present = [key for key in dict.fromkeys(keys) if key in current]
-                    # Highest dense index first, exactly as the native core removes them.
-                    present.sort(key=self._fr_pos.__getitem__, reverse=True)
-                    # released after the lock, in removal order as natively (a list drops its
-                    # items last first)
-                    removed = [current[key] for key in reversed(present)]
-                except KeyError:
-                    continue
+                present = [key for key in dict.fromkeys(keys) if key in current]
+                # Highest dense index first, exactly as the native core removes them (-1: an id
+                # a finalizer removed meanwhile, which the check below sends round again).
+                ranks = list(map(self._fr_pos.get, present, itertools.repeat(-1)))
+                present = [key for _, key in sorted(zip(ranks, present, strict=True), reverse=True)]
+                # released after the lock, in removal order as natively (a list drops its items
+                # last first)
+                removed = list(map(current.get, reversed(present)))
                 if self._fr_version == start and self._fr_map is current:
                     break
+            count = 0
             if present:
                 self._fr_version += 1
                 try:
-                    self._fr_apply({}, present)
+                    count = self._fr_apply({}, present)
                     for key in present:
                         self._fr_unlink(key)
                 except BaseException:
@@ -783,7 +786,7 @@ class _BaseRegistry(_Storage):
                     _mend(self)
         del current  # (a finalizer's clear() must not find the flows it removes still held here)
         del removed
-        return len(present)
+        return count
 
     # --- statistics
 
@@ -930,13 +933,12 @@ def _dense_items(reg: _Storage) -> list[tuple[Any, Any]]:
     by_length = True
     while True:
         version, stored = reg._fr_version, reg._fr_map
-        try:
-            items = [(key, stored[key]) for key in _dense_ids(reg, by_length)]
-        except KeyError:  # an order of the right length, but not whole
+        ids = _dense_ids(reg, by_length)
+        flows = list(map(stored.get, ids, itertools.repeat(ABSENT)))
+        if any(map(operator.is_, flows, itertools.repeat(ABSENT))):  # right length, but not whole
             by_length = False
-            continue
-        if reg._fr_version == version and reg._fr_map is stored:
-            return items
+        elif reg._fr_version == version and reg._fr_map is stored:
+            return list(zip(ids, flows, strict=True))
 
 
 if hasattr(os, "register_at_fork"):

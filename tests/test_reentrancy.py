@@ -6,7 +6,6 @@ middle of a write (as Ctrl-C or a signal handler's would be)."""
 
 from __future__ import annotations
 
-import contextlib
 import dis
 import gc
 import itertools
@@ -462,44 +461,54 @@ INTERRUPTED_WRITES = {
 }
 
 
-def _interrupt_at(n, write, *args):
-    """Run write(*args), raising _Interrupt at the n-th bytecode flowreg's Python code runs (more
-    places than CPython delivers such exceptions at); returns whether it was raised."""
-    fired = False
+def _interrupt_at(n, write, reg, fid, error):
+    """Run write(reg, fid), raising error() at the n-th bytecode flowreg's Python code runs (more
+    places than CPython delivers such exceptions at); returns whether it was raised, after
+    checking that it came out of the write as it was raised: never caught, never replaced."""
+    raised = None
     count = 0
 
     def tracer(frame, event, arg):
-        nonlocal fired, count
+        nonlocal raised, count
         if "flowreg" not in frame.f_code.co_filename:
             return None
         frame.f_trace_opcodes = True
-        if event == "opcode" and not fired:
+        if event == "opcode" and raised is None:
             count += 1
             if count == n:
-                fired = True
-                raise _Interrupt
+                raised = error()
+                raise raised
         return tracer
 
     previous = sys.gettrace()
     sys.settrace(tracer)
+    came_out = None
     try:
-        write(*args)
-    except _Interrupt:
-        pass
+        write(reg, fid)
+    except BaseException as out:  # (checked just below)
+        came_out = out
     finally:
         sys.settrace(previous)
-    return fired
+    assert came_out is raised, (n, came_out, raised)
+    return raised is not None
 
 
+# What a signal handler may raise in the middle of a write: an exception for Ctrl-C, or a
+# KeyError, as its own registry call's FlowNotFound would be.
+INTERRUPTIONS = {"interrupt": _Interrupt, "KeyError": lambda: FlowNotFound(99)}
+
+
+@pytest.mark.parametrize("error", INTERRUPTIONS)
 @pytest.mark.parametrize("write", INTERRUPTED_WRITES)
-def test_a_write_interrupted_anywhere_leaves_the_registry_whole(kind, write):
+def test_a_write_interrupted_anywhere_leaves_the_registry_whole(kind, write, error):
     """The native core's writes run no bytecode; the fallback's, stopped at any of theirs,
-    leave a registry whose reads, iteration and later writes agree (the write happened or not)."""
+    leave a registry whose reads, iteration and later writes agree (the write happened or not),
+    and the exception goes on as it was raised."""
     make, fid, _ = kind
     n = 1
     while True:
         reg = make((fid(i), f"v{i}") for i in range(6))
-        fired = _interrupt_at(n, INTERRUPTED_WRITES[write], reg, fid)
+        fired = _interrupt_at(n, INTERRUPTED_WRITES[write], reg, fid, INTERRUPTIONS[error])
         check_consistent(reg)
         reg[fid(20)] = "later"
         reg.pop(fid(3), None)
@@ -513,7 +522,7 @@ def test_a_write_interrupted_anywhere_leaves_the_registry_whole(kind, write):
 # ------------------------------------------------------------- finalizers run mid-call
 
 # What a finalizer the collector runs (or a signal handler) does to the registry whose call its
-# thread is in the middle of. (Ids 0..5 are stored; 30 is new.)
+# thread is in the middle of. (Ids 0..5 are stored, or none; 9, 10, 30 and 31 are new.)
 REENTRANT_ACTIONS = {
     "pop": lambda reg, fid: reg.pop(fid(2), None),
     "insert": lambda reg, fid: reg.__setitem__(fid(30), "inner"),
@@ -525,7 +534,7 @@ REENTRANT_ACTIONS = {
     "setdefault": lambda reg, fid: reg.setdefault(fid(9), "inner"),
     "delete_many new": lambda reg, fid: reg.delete_many([fid(9), fid(10), fid(1)]),
     "pop new": lambda reg, fid: reg.pop(fid(9), None),
-    "create_flow": lambda reg, fid: reg.create_flow(fid(10), "inner") if fid(10) not in reg else None,
+    "create_flow": lambda reg, fid: reg.create_flow(fid(10), "inner"),
 }
 
 # The calls interrupted: every write, and the reads that walk the dense order under the lock.
@@ -538,18 +547,22 @@ INTERRUPTED_CALLS = {
 
 
 # Where a finalizer the collector runs (or a signal handler) can get in, besides a function's
-# start. With the GIL (3.11): at an allocation of an object the collector tracks, and where the
-# interpreter checks for pending work (calls, loops). Never between the load and the store of
-# `x.a += 1`.
+# start. With the GIL up to 3.11: at an allocation of an object the collector tracks, and where
+# the interpreter checks for pending work (calls, loops; 3.10 names them differently). Never
+# between the load and the store of `x.a += 1`.
 GIL_POINTS = frozenset(
     [
         "CALL",
         "CALL_KW",
+        "CALL_FUNCTION",
+        "CALL_FUNCTION_KW",
         "CALL_FUNCTION_EX",
+        "CALL_METHOD",
         "PRECALL",
         "GET_ITER",
         "FOR_ITER",
         "JUMP_BACKWARD",
+        "JUMP_ABSOLUTE",
         "BUILD_LIST",
         "BUILD_TUPLE",
         "BUILD_MAP",
@@ -559,9 +572,10 @@ GIL_POINTS = frozenset(
         "SET_ADD",
     ]
 )
-# Free-threaded builds (3.13+) collect only where the interpreter checks for pending work: after
-# a call returns, and at a loop's jump back.
-CALLS = frozenset(["CALL", "CALL_KW", "CALL_FUNCTION_EX"])
+# From 3.12 on (with the GIL or without) the collector, and signal handlers, run only where the
+# interpreter checks for pending work: after a call returns, and at a loop's jump back.
+CALLS = frozenset(["CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX", "CALL_METHOD"])
+JUMPS_BACK = frozenset(["JUMP_BACKWARD", "JUMP_ABSOLUTE"])
 
 
 def _gil_points(code, _cache={}):  # noqa: B006 (a cache)
@@ -570,99 +584,112 @@ def _gil_points(code, _cache={}):  # noqa: B006 (a cache)
     return _cache[code]
 
 
-def _free_threaded_points(code, _cache={}):  # noqa: B006 (a cache)
+def _pending_work_points(code, _cache={}):  # noqa: B006 (a cache)
     if code not in _cache:
         pairs = list(itertools.pairwise(dis.get_instructions(code)))
         _cache[code] = {after.offset for before, after in pairs if before.opname in CALLS} | {
-            before.offset for before, _ in pairs if before.opname == "JUMP_BACKWARD"
+            before.offset for before, _ in pairs if before.opname in JUMPS_BACK
         }
     return _cache[code]
 
 
-def _reenter_at(n, action, call, reg, fid, points=_gil_points):
+def _run(step, reg, fid):
+    """step's result ("itself" for reg, as |= returns it), or the type of the exception raised."""
+    try:
+        result = step(reg, fid)
+        return "itself" if result is reg else result
+    except Exception as error:  # (compared with what the same step does in order)
+        return type(error)
+
+
+def _plain(result):
+    """A result two registries' runs can compare: a copy, snapshot or ids() as a set."""
+    if isinstance(result, (array, list)):
+        return frozenset(result)
+    if hasattr(result, "items"):
+        return frozenset(result.items())
+    return result
+
+
+def _reenter_at(n, action, call, reg, fid, points):
     """Run call(reg, fid), running action(reg, fid) at the n-th place in flowreg's Python code
     where a finalizer or signal handler can run (a function's start, or the offsets `points`
-    gives for a code object); returns (whether it ran: True, or what the registry held just
-    before for a read, call's result)."""
-    ran = None
+    gives for a code object); returns (call's result, action's result or NOT_RUN)."""
+    done = NOT_RUN
     count = 0
 
     def tracer(frame, event, arg):
-        nonlocal ran, count
-        if ran is not None or "flowreg" not in frame.f_code.co_filename:
+        nonlocal done, count
+        if done is not NOT_RUN or "flowreg" not in frame.f_code.co_filename:
             return None
         frame.f_trace_opcodes = True
         if event == "call" or (event == "opcode" and frame.f_lasti in points(frame.f_code)):
             count += 1
             if count == n:
-                ran = set(reg.snapshot()) if call not in WRITE_CALLS else None
-                action(reg, fid)
-                ran = ran or True
+                done = _plain(_run(action, reg, fid))
         return tracer
 
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
-        result = call(reg, fid)
-    except (KeyError, FlowExists):  # the finalizer removed the call's id, or stored it first
-        result = None
+        result = _run(call, reg, fid)
     finally:
         sys.settrace(previous)
-    return ran, result
+    return _plain(result), done
 
 
-WRITE_CALLS = frozenset(INTERRUPTED_WRITES.values())
+NOT_RUN = object()
 
 
-def _outcomes(make, fid, call, action):
-    """The items after call alone, after call then action, and after action then call."""
+def _outcomes(make, fid, call, action, size):
+    """(items, call's result, action's result) after call alone, after call then action, and after
+    action then call."""
     outcomes = []
     for steps in ((call,), (call, action), (action, call)):
-        reg = make((fid(i), f"v{i}") for i in range(6))
-        for step in steps:
-            with contextlib.suppress(KeyError, FlowExists):
-                step(reg, fid)
-        outcomes.append(dict(reg.items()))
+        reg = make((fid(i), f"v{i}") for i in range(size))
+        results = {step: _plain(_run(step, reg, fid)) for step in steps}
+        outcomes.append((dict(reg.items()), results[call], results.get(action, NOT_RUN)))
     return outcomes
 
 
-def _check_reentered_anywhere(kind, call, action, points=_gil_points):
+def _check_reentered_anywhere(kind, call, action, size, points=_gil_points):
     make, fid, _ = kind
-    alone, *either = _outcomes(make, fid, INTERRUPTED_CALLS[call], REENTRANT_ACTIONS[action])
+    alone, *either = _outcomes(make, fid, INTERRUPTED_CALLS[call], REENTRANT_ACTIONS[action], size)
     n = 1
     while True:
-        reg = make((fid(i), f"v{i}") for i in range(6))
-        ran, result = _reenter_at(n, REENTRANT_ACTIONS[action], INTERRUPTED_CALLS[call], reg, fid, points)
+        reg = make((fid(i), f"v{i}") for i in range(size))
+        result, done = _reenter_at(n, REENTRANT_ACTIONS[action], INTERRUPTED_CALLS[call], reg, fid, points)
         check_consistent(reg)
-        assert dict(reg.items()) in (either if ran else [alone]), n  # no write lost or half made
-        if call in ("snapshot", "copy"):
-            got = set(result if call == "snapshot" else result.items())
-            before = ran if isinstance(ran, set) else set()
-            assert len(got) == len(list(result)) and got in (before, set(reg.items())), (n, got)
+        # both happened, one before the other: what the registry holds, what each returned
+        assert (dict(reg.items()), result, done) in (either if done is not NOT_RUN else [alone]), n
         reg[fid(20)] = "later"
         reg.pop(fid(3), None)
         check_consistent(reg)
-        if not ran:
+        if done is NOT_RUN:
             break
         n += 1
 
 
+@pytest.mark.parametrize("size", [6, 0])
 @pytest.mark.parametrize("action", REENTRANT_ACTIONS)
 @pytest.mark.parametrize("call", INTERRUPTED_CALLS)
-def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action):
+def test_a_call_reentered_anywhere_leaves_the_registry_whole(kind, call, action, size):
     """A finalizer that writes to the registry its thread is in the middle of (the collector
     runs one at an allocation): the native core's calls run no bytecode there; the fallback's,
-    re-entered at any of theirs, leave a whole registry holding both writes, and the reads
-    return one state."""
-    _check_reentered_anywhere(kind, call, action)
+    re-entered at any of theirs, leave a whole registry that holds both writes, one after the
+    other, and each call returns what it would have in that order. (The dense order may then
+    differ from that order's: the fallback rebuilds it from its id map.)"""
+    _check_reentered_anywhere(kind, call, action, size)
 
 
 @pytest.mark.parametrize("impl", ["py"], indirect=True)
+@pytest.mark.parametrize("build", ["3.12+", "free-threaded"])
+@pytest.mark.parametrize("size", [6, 0])
 @pytest.mark.parametrize("action", REENTRANT_ACTIONS)
 @pytest.mark.parametrize("call", INTERRUPTED_CALLS)
-def test_a_free_threaded_swap_reentered_anywhere_keeps_both_writes(monkeypatch, kind, call, action):
-    """The same, with the fallback changing its id map by copy-and-swap as free-threaded builds
-    do, re-entered where those builds run finalizers: a finalizer's write to the map being
-    copied is not lost."""
-    monkeypatch.setattr(registry_py, "_FREE_THREADED", True)
-    _check_reentered_anywhere(kind, call, action, _free_threaded_points)
+def test_a_call_reentered_where_newer_pythons_run_finalizers(monkeypatch, kind, call, action, size, build):
+    """The same where 3.12 and later run finalizers, with the GIL, and without it, where the
+    fallback changes its id map by copy-and-swap: a finalizer's write to the map being copied
+    is not lost."""
+    monkeypatch.setattr(registry_py, "_FREE_THREADED", build == "free-threaded")
+    _check_reentered_anywhere(kind, call, action, size, _pending_work_points)
