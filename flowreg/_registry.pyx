@@ -1,6 +1,6 @@
 # cython: language_level=3, freethreading_compatible=True
 # cython: embedsignature=True, embedsignature.format=clinic
-# cython: auto_pickle=False, autotestdict=False, cdivision=True
+# cython: auto_pickle=False, autotestdict=False, cdivision=True, binding=False
 """flowreg's native core.
 
 Layout: the flows live in a list (dense, entry i belongs to id i), the ids in
@@ -1105,6 +1105,13 @@ cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t*
 
 # ---------------------------------------------------------- the classes
 
+cdef inline int _check_self(object obj, str method) except -1:
+    """A method left a cyfunction (see pop) is given any object as self when called unbound."""
+    if not isinstance(obj, _BaseRegistry):
+        raise TypeError(f"{method}() needs a flow registry, not {type(obj).__name__!r}")
+    return 0
+
+
 @cython.no_gc_clear  # tp_clear would leave _flows None under a table that still counts them
 @cython.collection_type("mapping")  # `match` takes it for a mapping, as it does a dict
 cdef class _BaseRegistry:
@@ -1165,6 +1172,7 @@ cdef class _BaseRegistry:
                 raise _room_error(room, cap)
         _BaseRegistry.update(self, items)
 
+    @cython.binding(True)  # (a cyfunction: Cython makes it the class method it must be)
     def __class_getitem__(cls, item):
         return GenericAlias(cls, item)
 
@@ -1208,7 +1216,6 @@ cdef class _BaseRegistry:
             return missing(fid)
         raise not_found(fid, code == ID_OK, self._t.width == 2)
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def get(self, fid, default=None, /):
         """Return the flow stored under fid, or default."""
         cdef int64_t a = 0, b = 0
@@ -1227,7 +1234,6 @@ cdef class _BaseRegistry:
         FR_BUMP(&self._c.misses, 1)
         return default
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def switch_flow(self, fid, /):
         """Return the flow under fid (FlowNotFound if none); repeating the last id skips the probe."""
         cdef int64_t a = 0, b = 0
@@ -1297,7 +1303,6 @@ cdef class _BaseRegistry:
             raise not_found(fid, code == ID_OK, self._t.width == 2)
         _decref(removed)
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def create_flow(self, fid, flow):
         """Store flow under a new id and return it; FlowExists if the id is taken."""
         cdef int64_t a = 0, b = 0
@@ -1317,7 +1322,6 @@ cdef class _BaseRegistry:
             raise _room_error(room, FR_LOAD_SSIZE(&self._t.size) + 1)
         return flow
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def delete_flow(self, fid, /):
         """Remove fid and return its flow; FlowNotFound if absent."""
         cdef PyObject* removed
@@ -1326,9 +1330,11 @@ cdef class _BaseRegistry:
             raise not_found(fid, code == ID_OK, self._t.width == 2)
         return _steal(removed)
 
+    @cython.binding(True)  # (its default, MISSING, is no literal that a text signature can show)
     def pop(self, fid, default=MISSING, /):
         """Remove fid and return its flow, or default if given (else FlowNotFound)."""
         cdef PyObject* removed
+        _check_self(self, "pop")
         cdef int code = _take(self, fid, &removed)
         if removed != NULL:
             return _steal(removed)
@@ -1353,7 +1359,6 @@ cdef class _BaseRegistry:
         flow = _steal(removed)
         return (_key_object(self, key), flow)
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def setdefault(self, fid, default=None, /):
         """Return the flow under fid, storing default there first if absent."""
         cdef int64_t a = 0, b = 0
@@ -1372,7 +1377,6 @@ cdef class _BaseRegistry:
             raise _room_error(room, FR_LOAD_SSIZE(&self._t.size) + 1)
         return flow
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def get_or_create(self, fid, factory):
         """Return the flow under fid, calling factory(id) once to create it if absent."""
         cdef int64_t key[2]
@@ -1390,7 +1394,6 @@ cdef class _BaseRegistry:
         FR_BUMP(&self._c.misses, 1)
         return self._flights().run(self, _key_object(self, key), factory)
 
-    @cython.binding(False)  # a plain method descriptor: CPython specializes its calls
     def aget_or_create(self, fid, factory):
         """Awaitable get_or_create: await factory(id) once to create the flow if absent."""
         cdef int64_t key[2]
@@ -1584,8 +1587,10 @@ cdef class _BaseRegistry:
 
     # --- batches
 
+    @cython.binding(True)  # (its default, MISSING, is no literal that a text signature can show)
     def get_many(self, fids, default=MISSING):
         """The flows of many ids, in order; FlowNotFound on the first missing one unless default is given."""
+        _check_self(self, "get_many")
         cdef IdBatch batch
         cdef list originals = _batch_from(self, fids, &batch)
         cdef Py_ssize_t i, j, hits = 0, missing_at = -1

@@ -106,3 +106,40 @@ def test_stub_matches_compiled_module(tmp_path):
 def test_stub_is_shipped():
     stub = inspect.getfile(flowreg).replace("__init__.py", "_registry.pyi")
     assert shutil.os.path.exists(stub)
+
+
+# Calls every method of a registry class and of its iterator unbound, with another object as self.
+CALL_ON_ANOTHER_OBJECT = """
+import sys
+import flowreg
+cls = getattr(flowreg.implementations()[sys.argv[1]], sys.argv[2])
+for owner in (cls, type(iter(cls()))):
+    for attr in sorted(dir(owner)):
+        method = getattr(owner, attr)
+        if not callable(method) or isinstance(method, type):
+            continue
+        for args in ((), (1,), ({},), (1, 1)):
+            try:
+                method(object(), *args)
+                outcome = "returned"
+            except Exception as error:
+                outcome = type(error).__name__
+            if (attr, args) in [("clear", ()), ("update", ({},)), ("stats", ())]:
+                print(attr, outcome)
+"""
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_a_method_given_another_object_as_self_raises(impl, name, tmp_path):
+    """`FlowRegistry.clear(object())` raises; natively, such a call read the object as a registry
+    (a crash, a hang or a write past the object for several methods)."""
+    result = subprocess.run(  # (a crash must not take the test run with it)
+        [sys.executable, "-c", CALL_ON_ANOTHER_OBJECT, impl.name, name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # away from the source tree, whose flowreg/ has no compiled core
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    error = "TypeError" if impl.name == "c" else "AttributeError"  # (the fallback's are Python's)
+    assert result.stdout.split() == ["clear", error, "stats", error, "update", error]
