@@ -112,6 +112,12 @@ def id_error(fid: Any, code: int, pair: bool) -> Exception:
         what = "each part of a pair flow id" if pair else "a flow id"
         return OverflowError(f"{what} must fit in int64, got {fid!r}")
     if pair:
+        if isinstance(fid, tuple) and len(fid) == 2:  # name the part that is no int
+            bad = [type(part).__name__ for part in fid if not hasattr(type(part), "__index__")]
+            part = f"a {bad[0]!r} part" if bad else "a part whose __index__ raised TypeError"
+            return TypeError(f"pair flow ids are (int, int) tuples, and {fid!r} has {part}")
+        if isinstance(fid, tuple):
+            return TypeError(f"pair flow ids are (int, int) tuples, not {len(fid)}-tuples: {fid!r}")
         return TypeError(f"pair flow ids are (int, int) tuples, not {type(fid).__name__!r}: {fid!r}")
     return TypeError(f"flow ids are ints, not {type(fid).__name__!r}")
 

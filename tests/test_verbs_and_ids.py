@@ -475,6 +475,12 @@ def test_pair_write_error_messages(PairRegistry):
     reg = PairRegistry()
     with pytest.raises(TypeError, match=r"^pair flow ids are \(int, int\) tuples, not 'list'"):
         reg[[1, 2]] = 1
+    with pytest.raises(TypeError, match=r"^pair flow ids are \(int, int\) tuples, and \(1, 'x'\) has a"):
+        reg[1, "x"] = 1
+    with pytest.raises(TypeError, match=r"tuples, not 3-tuples: \(1, 2, 3\)$"):
+        reg.setdefault((1, 2, 3))
+    with pytest.raises(TypeError, match=r"and \(1, 2\.0\) has a 'float' part$"):
+        reg.create_flow((1, 2.0), 1)
     with pytest.raises(OverflowError, match="int64"):
         reg[(1, 2**63)] = 1
 
