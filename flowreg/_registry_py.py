@@ -432,7 +432,7 @@ class _BaseRegistry(_Storage):
         else:  # each call below is one C-level step holding the GIL
             self._fr_map.update(changes)
             popped = list(map(self._fr_map.pop, gone, itertools.repeat(ABSENT)))
-        return len(popped) - sum(map(operator.is_, popped, itertools.repeat(ABSENT)))
+        return len(popped) - _absent_count(popped)
 
     # --- writes of one id
 
@@ -832,6 +832,11 @@ def _replaced(pairs: list[tuple[Any, Any]], current: dict[Any, Any]) -> list[Any
     return olds
 
 
+def _absent_count(values: list[Any]) -> int:
+    """How many of values are ABSENT (by identity: a value's __eq__ is never called)."""
+    return sum(map(operator.is_, values, itertools.repeat(ABSENT)))
+
+
 def _int64_buffer(fids: Any, width: int) -> list[Any] | None:
     """The ids of a C-contiguous int64 buffer (as ints, or pairs), else None."""
     try:
@@ -935,7 +940,7 @@ def _dense_items(reg: _Storage) -> list[tuple[Any, Any]]:
         version, stored = reg._fr_version, reg._fr_map
         ids = _dense_ids(reg, by_length)
         flows = list(map(stored.get, ids, itertools.repeat(ABSENT)))
-        if any(map(operator.is_, flows, itertools.repeat(ABSENT))):  # right length, but not whole
+        if _absent_count(flows):  # an order of the right length, but not whole
             by_length = False
         elif reg._fr_version == version and reg._fr_map is stored:
             return list(zip(ids, flows, strict=True))
