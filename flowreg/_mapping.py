@@ -119,6 +119,8 @@ def id_error(fid: Any, code: int, pair: bool) -> Exception:
         if isinstance(fid, tuple):
             return TypeError(f"pair flow ids are (int, int) tuples, not {len(fid)}-tuples: {fid!r}")
         return TypeError(f"pair flow ids are (int, int) tuples, not {type(fid).__name__!r}: {fid!r}")
+    if hasattr(type(fid), "__index__"):  # its __index__ raised TypeError (numpy.bool_'s does)
+        return TypeError(f"flow ids are ints, and {type(fid).__name__!r}.__index__ raised TypeError")
     return TypeError(f"flow ids are ints, not {type(fid).__name__!r}")
 
 

@@ -917,8 +917,9 @@ cdef int _collect_items(_BaseRegistry r, object other, dict kwargs, Items* out) 
     return 0
 
 
-cdef int _apply_items(_BaseRegistry r, Items* items) except -1:
-    """Store every item, all or nothing: room is made first, then nothing can fail.
+cdef int _apply_items(_BaseRegistry r, Items* items, Py_ssize_t capacity=0) except -1:
+    """Store every item, all or nothing: room is made first (for `capacity` ids at least), then
+    nothing can fail.
 
     Frees `items` before it drops the flows replaced: those go in the order replaced (an
     earlier value of an id given twice too), and a flow their __del__ removes goes at once."""
@@ -939,10 +940,10 @@ cdef int _apply_items(_BaseRegistry r, Items* items) except -1:
                 for i in range(n):
                     k = items.keys + i * t.width
                     new += _find(t, k[0], _second(k, t.width)) < 0
-            room = _reserve(r, new, &held)
+            room = _reserve(r, max(new, capacity - t.size), &held)
             if room <= 0:
                 break
-        new += t.size
+        new = max(new + t.size, capacity)
         if room == 0:
             room = _pad_flows(r, new)
         if room < 0:
@@ -1153,24 +1154,20 @@ cdef class _BaseRegistry:
 
     def __init__(self, items=(), /, *, capacity=0):
         cdef Py_ssize_t cap
-        cdef int held, room = 0
+        cdef Items its
         capacity = PyNumber_Index(capacity)
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         if capacity > _usable(MAX_BITS):
             bits_for(capacity)  # raises the fallback's MemoryError (before cap could overflow)
         cap = capacity
-        if cap > self._t.size:
-            held = _acquire(self, HOLD_WRITE)
+        if cap or type(items) is not tuple or items:
+            # ids converted first: a bad one leaves the registry as it was, its room too
+            _collect_items(self, items, None, &its)
             try:
-                room = _reserve(self, cap - self._t.size, &held)
-                if room >= 0:
-                    room = _pad_flows(self, cap)
+                _apply_items(self, &its, cap)
             finally:
-                _release(self, held)
-            if room < 0:
-                raise _room_error(room, cap)
-        _BaseRegistry.update(self, items)
+                _free_items(&its)
 
     @cython.binding(True)  # (a cyfunction: Cython makes it the class method it must be)
     def __class_getitem__(cls, item):

@@ -257,10 +257,9 @@ class _BaseRegistry(_Storage):
         capacity = operator.index(capacity)
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
-        if capacity > len(self._fr_map):
-            with self._fr_lock:
-                self._fr_reserve(capacity - len(self._fr_map))
-        _BaseRegistry.update(self, items)
+        if capacity or type(items) is not tuple or items:
+            # ids converted first: a bad one leaves the registry as it was, its room too
+            self._fr_store(self._fr_pairs(items, {}), capacity)
 
     def __class_getitem__(cls, item: Any) -> GenericAlias:
         return GenericAlias(cls, item)
@@ -575,12 +574,15 @@ class _BaseRegistry(_Storage):
         """Store every (id, flow) of a mapping or an iterable of pairs, all or nothing."""
         if not kwargs and type(other) is tuple and not other:
             return
-        pairs = self._fr_pairs(other, kwargs)
+        self._fr_store(self._fr_pairs(other, kwargs))
+
+    def _fr_store(self, pairs: list[tuple[Any, Any]], capacity: int = 0) -> None:
+        """update() with converted pairs, with room for at least `capacity` ids made first."""
         with self._fr_lock:
             start = self._fr_version
             current = self._fr_map
             new = len(pairs) if not current else sum(1 for k, _ in pairs if k not in current)
-            self._fr_reserve(new)
+            self._fr_reserve(max(new, capacity - len(current)))
             changes = dict(pairs)
             if len(changes) == len(pairs):
                 olds = [current[k] for k in changes if k in current]

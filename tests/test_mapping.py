@@ -6,6 +6,7 @@ import copy
 import gc
 import pickle
 import random
+import sys
 import types
 import weakref
 from enum import IntEnum
@@ -602,6 +603,18 @@ def test_constructor_bad_ids(flavor):
         flavor.cls({"x": 1})
     with pytest.raises(TypeError):
         flavor.cls([(flavor.k(1), "a"), (None, "b")])
+
+
+def test_init_again_with_a_bad_id_changes_nothing(flavor):
+    # the ids are converted before the capacity is reserved, so the room stays as it was too
+    reg = flavor.cls({flavor.k(1): "a"})
+    before = (list(reg.items()), reg.stats(), sys.getsizeof(reg))
+    with pytest.raises(TypeError):
+        reg.__init__([(flavor.k(2), "b"), (None, "c")], capacity=100_000)
+    assert (list(reg.items()), reg.stats(), sys.getsizeof(reg)) == before
+    reg.__init__([(flavor.k(2), "b")], capacity=100_000)
+    assert list(reg.items()) == [(flavor.k(1), "a"), (flavor.k(2), "b")]
+    assert reg.stats()["capacity"] >= 100_000
 
 
 # --- operators

@@ -378,6 +378,8 @@ def test_write_error_messages(Registry):
         reg["x"] = 1
     with pytest.raises(OverflowError, match=r"^a flow id must fit in int64, got 9223372036854775808$"):
         reg[2**63] = 1
+    with pytest.raises(TypeError, match=r"^flow ids are ints, and 'NotAnIndex'.__index__ raised TypeError$"):
+        reg[NotAnIndex()] = 1
 
 
 def test_index_raising_valueerror_propagates(Registry):
