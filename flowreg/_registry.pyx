@@ -72,12 +72,12 @@ __all__ = ["FlowRegistry", "PairFlowRegistry"]
 
 
 cdef extern from "Python.h":
-    # The list as a borrowed PyObject*: passed as an object, an attribute such as r._flows
-    # would be increfed and decrefed around every call (more work on 3.12+, immortality checks)
+    # The flow list is held and passed as a PyObject* (see _BaseRegistry._flows): as an object
+    # it would be increfed and decrefed around every call (more work on 3.12+, immortality checks)
     PyObject* _list_get "PyList_GET_ITEM"(PyObject* lst, Py_ssize_t i)  # borrowed
     void _list_set "PyList_SET_ITEM"(PyObject* lst, Py_ssize_t i, PyObject* v)  # steals v
     Py_ssize_t _list_len "PyList_GET_SIZE"(PyObject* lst)
-    int _list_append "PyList_Append"(object lst, object v) noexcept  # -1: see _append
+    int _list_append "PyList_Append"(PyObject* lst, object v) noexcept  # -1: see _append
     object _list_new "PyList_New"(Py_ssize_t n)
     PyObject** _list_items "PySequence_Fast_ITEMS"(object lst)  # a list's item array
     void _gc_untrack "PyObject_GC_UnTrack"(object o)
@@ -730,7 +730,7 @@ cdef int _grow_keys(Table* t, Py_ssize_t need) noexcept:
     return 0
 
 
-cdef inline int _append(list flows, object flow) noexcept:
+cdef inline int _append(PyObject* flows, object flow) noexcept:
     if _list_append(flows, flow) < 0:  # only a MemoryError, from a freelist: nothing collects
         PyErr_Clear()
         return ROOM_NO_MEMORY
@@ -739,7 +739,7 @@ cdef inline int _append(list flows, object flow) noexcept:
 
 cdef int _pad_flows(_BaseRegistry r, Py_ssize_t need) noexcept:
     """Make the flow list at least `need` long (None past the end) so inserts cannot fail."""
-    while _list_len(<PyObject*>r._flows) < need:
+    while _list_len(r._flows) < need:
         if _append(r._flows, None) < 0:  # reallocates only: no object is created
             return ROOM_NO_MEMORY
     return 0
@@ -765,13 +765,13 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
     cdef Table* t = &r._t
     cdef Py_ssize_t i = t.size
     cdef PyObject* pad
-    if _list_len(<PyObject*>r._flows) == i:
+    if _list_len(r._flows) == i:
         if _append(r._flows, flow) < 0:  # leaves everything as it was
             return ROOM_NO_MEMORY
     else:
-        pad = _list_get(<PyObject*>r._flows, i)  # a None past the end
+        pad = _list_get(r._flows, i)  # a None past the end
         _incref(<PyObject*>flow)
-        _list_set(<PyObject*>r._flows, i, <PyObject*>flow)
+        _list_set(r._flows, i, <PyObject*>flow)
         _decref(pad)
     t.keys[i * t.width] = a
     if t.width == 2:
@@ -787,9 +787,9 @@ cdef int _insert_at(_BaseRegistry r, int64_t a, int64_t b, object flow, uint32_t
 
 cdef inline PyObject* _replace_at(_BaseRegistry r, Py_ssize_t i, object flow) noexcept:
     """Store `flow` at dense entry i; returns the old flow's reference for the caller to drop."""
-    cdef PyObject* old = _list_get(<PyObject*>r._flows, i)
+    cdef PyObject* old = _list_get(r._flows, i)
     _incref(<PyObject*>flow)
-    _list_set(<PyObject*>r._flows, i, <PyObject*>flow)
+    _list_set(r._flows, i, <PyObject*>flow)
     return old
 
 
@@ -799,7 +799,7 @@ cdef inline PyObject* _remove_at(_BaseRegistry r, Py_ssize_t i, uint32_t pos) no
     The caller drops it after releasing the lock: the flow's __del__ may re-enter.
     """
     cdef Py_ssize_t last = r._t.size - 1, hot
-    cdef PyObject* flows = <PyObject*>r._flows
+    cdef PyObject* flows = r._flows
     cdef PyObject* removed = _list_get(flows, i)
     if r._t.width == 1:
         _table_remove(&r._t, i, pos, 1)
@@ -860,7 +860,7 @@ cdef int _copy_items(_BaseRegistry r, Items* out) except -1:
             if n:  # an empty registry may have no key array: memcpy must not see its NULL
                 memcpy(keys, r._t.keys, n * r._t.width * sizeof(int64_t))
             for i in range(n):
-                v = _list_get(<PyObject*>r._flows, i)
+                v = _list_get(r._flows, i)
                 _incref(v)
                 flows[i] = v
             _release(r, held)
@@ -1106,6 +1106,59 @@ cdef Py_ssize_t _find_many(const Table* table, const IdBatch* batch, Py_ssize_t*
 
 # ---------------------------------------------------------- the classes
 
+cdef extern from *:
+    """
+    typedef visitproc fr_visitproc;
+    typedef traverseproc fr_traverseproc;
+    """
+    ctypedef int (*fr_visitproc)(PyObject*, void*) noexcept
+    ctypedef int (*fr_traverseproc)(PyObject*, fr_visitproc, void*) noexcept
+    ctypedef struct fr_type "PyTypeObject":
+        fr_traverseproc tp_traverse
+
+
+cdef PyObject* _untracked_list() except NULL:
+    """A new empty list for a registry's flows, as an owned reference.
+
+    Untracked, gc never hands it out (gc.get_objects, gc.get_referrers of a flow,
+    gc.get_referents of the registry), so no Python code can shrink it under the registry:
+    the registry's traverse visits its flows instead, as a dict's visits its values."""
+    cdef list flows = []
+    _gc_untrack(flows)
+    _incref(<PyObject*>flows)
+    return <PyObject*>flows
+
+
+cdef fr_traverseproc _cython_traverse = NULL  # what Cython's traverse visits: _flight (and a heap type)
+
+
+cdef int _traverse(_BaseRegistry r, fr_visitproc visit, void* arg) noexcept:
+    cdef int e = _cython_traverse(<PyObject*>r, visit, arg)
+    cdef Py_ssize_t i
+    cdef PyObject* flow
+    if e or r._flows == NULL:
+        return e
+    for i in range(_list_len(r._flows)):
+        flow = _list_get(r._flows, i)
+        if flow != NULL:
+            e = visit(flow, arg)
+            if e:
+                return e
+    return 0
+
+
+cdef int _visit_flows(type cls) except -1:
+    """Make the class's gc traverse visit the flows too (Cython's does not: no object field)."""
+    global _cython_traverse
+    cdef fr_type* t = <fr_type*><PyObject*>cls
+    if _cython_traverse == NULL:
+        _cython_traverse = t.tp_traverse
+    if t.tp_traverse != _cython_traverse:  # a subclass with fields of its own: its own traverse
+        raise SystemError(f"{cls.__name__} has a gc traverse that _visit_flows does not know")
+    t.tp_traverse = <fr_traverseproc>_traverse
+    return 0
+
+
 cdef inline int _check_self(object obj, str method) except -1:
     """A method left a cyfunction (see pop) is given any object as self when called unbound."""
     if not isinstance(obj, _BaseRegistry):
@@ -1113,13 +1166,15 @@ cdef inline int _check_self(object obj, str method) except -1:
     return 0
 
 
-@cython.no_gc_clear  # tp_clear would leave _flows None under a table that still counts them
+@cython.no_gc_clear  # the flows stay while the table counts them: a cycle breaks at a flow
 @cython.collection_type("mapping")  # `match` takes it for a mapping, as it does a dict
 cdef class _BaseRegistry:
     """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
 
     cdef Table _t
-    cdef list _flows          # dense flows: entry i belongs to id i; len >= size, None past it
+    # Dense flows: entry i belongs to id i; len >= size, None past it.  A list (a strong
+    # reference) that gc never sees: _traverse visits its flows instead (see _untracked_list).
+    cdef PyObject* _flows
     cdef Py_ssize_t _hot      # dense index of the last switch_flow hit, or -1
     cdef uint64_t _version    # changes whenever the set of ids does (iterators check it)
     cdef Counters _c
@@ -1139,7 +1194,7 @@ cdef class _BaseRegistry:
         self._t.slots = <uint32_t*>PyMem_Calloc((<size_t>1) << MIN_BITS, sizeof(uint32_t))
         if self._t.slots == NULL:
             raise MemoryError()
-        self._flows = []
+        self._flows = _untracked_list()
         self._hot = -1
         fr_rwlock_init(&self._rw)
         _link(self)
@@ -1151,6 +1206,8 @@ cdef class _BaseRegistry:
         PyMem_Free(self._t.slots)
         PyMem_Free(self._t.keys)
         PyMem_Free(self._t.slot_of)
+        if self._flows != NULL:
+            _decref(self._flows)  # (the flows go last, as from a dict)
 
     def __init__(self, items=(), /, *, capacity=0):
         cdef Py_ssize_t cap
@@ -1202,7 +1259,7 @@ cdef class _BaseRegistry:
             held = _acquire(self, HOLD_READ)
             i = _find(&self._t, a, b)
             if i >= 0:
-                flow = fr_list_item_ref(<PyObject*>self._flows, i)
+                flow = fr_list_item_ref(self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
                 return fr_owned(flow)
@@ -1223,7 +1280,7 @@ cdef class _BaseRegistry:
             held = _acquire(self, HOLD_READ)
             i = _find(&self._t, a, b)
             if i >= 0:
-                flow = fr_list_item_ref(<PyObject*>self._flows, i)
+                flow = fr_list_item_ref(self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
                 return fr_owned(flow)
@@ -1242,7 +1299,7 @@ cdef class _BaseRegistry:
             held = _acquire(self, HOLD_READ)
             i = FR_LOAD_SSIZE(&self._hot)
             if _holds(&self._t, i, a, b):
-                flow = fr_list_item_ref(<PyObject*>self._flows, i)
+                flow = fr_list_item_ref(self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hot_hits, 1)
                 FR_BUMP(&self._c.hits, 1)
@@ -1250,7 +1307,7 @@ cdef class _BaseRegistry:
             i = _find(&self._t, a, b)
             if i >= 0:
                 FR_STORE_SSIZE(&self._hot, i)
-                flow = fr_list_item_ref(<PyObject*>self._flows, i)
+                flow = fr_list_item_ref(self._flows, i)
                 _release(self, held)
                 FR_BUMP(&self._c.hits, 1)
                 return fr_owned(flow)
@@ -1267,7 +1324,7 @@ cdef class _BaseRegistry:
             return ABSENT
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, a, b)
-        flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else None
+        flow = <object>_list_get(self._flows, i) if i >= 0 else None
         _release(self, held)
         return flow if i >= 0 else ABSENT  # a global's lookup may raise: not under the lock
 
@@ -1366,7 +1423,7 @@ cdef class _BaseRegistry:
         held = _acquire(self, HOLD_WRITE)
         try:
             i = _find_or_reserve(self, a, b, &held, &pos)
-            flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else default
+            flow = <object>_list_get(self._flows, i) if i >= 0 else default
             room = _insert_at(self, a, b, default, pos) if i == -1 else <int>min(i, 0)
         finally:
             _release(self, held)
@@ -1383,7 +1440,7 @@ cdef class _BaseRegistry:
         _write_id(self, fid, &key[0], &key[1])
         held = _acquire(self, HOLD_READ)
         i = _find(&self._t, key[0], key[1])
-        flow = <object>_list_get(<PyObject*>self._flows, i) if i >= 0 else None
+        flow = <object>_list_get(self._flows, i) if i >= 0 else None
         _release(self, held)
         if i >= 0:
             FR_BUMP(&self._c.hits, 1)
@@ -1421,15 +1478,17 @@ cdef class _BaseRegistry:
 
     def clear(self):
         """Remove every flow."""
-        cdef list fresh = []
+        cdef PyObject* fresh = _untracked_list()
         cdef list old
         cdef Py_ssize_t n
         cdef int held
         cdef uint32_t* slots = <uint32_t*>PyMem_Calloc((<size_t>1) << MIN_BITS, sizeof(uint32_t))
         if slots == NULL:
+            _decref(fresh)
             raise MemoryError()
         held = _acquire(self, HOLD_WRITE)
-        old = self._flows  # keeps the flows alive until the lock is released
+        old = <list>self._flows  # keeps the flows alive until the lock is released
+        _decref(self._flows)
         self._flows = fresh
         PyMem_Free(self._t.slots)
         PyMem_Free(self._t.keys)
@@ -1516,7 +1575,7 @@ cdef class _BaseRegistry:
 
     def __sizeof__(self):
         cdef int held = _acquire(self, HOLD_READ)  # clear() may swap the list and arrays
-        flows = self._flows
+        flows = <list>self._flows
         cdef Py_ssize_t size = ((<Py_ssize_t>1 << self._t.bits) * sizeof(uint32_t)
                                 + self._t.keys_cap * self._t.width * sizeof(int64_t)
                                 + (self._t.keys_cap * sizeof(uint32_t) if self._t.slot_of else 0))
@@ -1620,7 +1679,7 @@ cdef class _BaseRegistry:
                 for i in range(batch.n):
                     j = found[i]
                     if j >= 0:
-                        v = _list_get(<PyObject*>self._flows, j)
+                        v = _list_get(self._flows, j)
                         hits += 1
                     elif strict:
                         missing_at = i
@@ -1829,7 +1888,7 @@ cdef class _RegistryIter:
             raise StopIteration
         memcpy(key, r._t.keys + i * r._t.width, r._t.width * sizeof(int64_t))
         if self._kind:
-            flow = _list_get(<PyObject*>r._flows, i)
+            flow = _list_get(r._flows, i)
             _incref(flow)
         _release(r, held)
         self._next = i - 1 if self._reverse else i + 1
@@ -1869,6 +1928,9 @@ A registry of flows keyed by (int64, int64) ids such as (user_id, session_id).""
         self._t.width = 2
 
 
+_visit_flows(_BaseRegistry)  # first: its subclasses copied its traverse
+_visit_flows(FlowRegistry)
+_visit_flows(PairFlowRegistry)
 fr_own_methods(FlowRegistry, _BaseRegistry)
 fr_own_methods(PairFlowRegistry, _BaseRegistry)
 MutableMapping.register(FlowRegistry)

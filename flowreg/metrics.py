@@ -21,12 +21,13 @@ is not seen.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Protocol
 
@@ -117,22 +118,29 @@ class PrometheusCollector:
     count from when the registry was added and never go back: ``reset_stats()``
     restarts the registry's own, and the collector carries on from what it had
     exported (what happened between the last scrape and the reset is not seen).
+    A scrape from a finalizer or signal handler that interrupted one in its own thread gets
+    the counts exported so far; its ``add()`` or ``remove()`` in the middle of another raises
+    RuntimeError.
     """
 
     def __init__(self, registry: SupportsStats, name: str) -> None:
         self._core = _metrics_core()
-        self._lock = threading.Lock()
+        # RLocks, and a flag saying their thread is inside: a finalizer (or a signal handler) may
+        # call in while its own thread holds one, and must not wait for itself forever.
+        self._lock = threading.RLock()
+        self._changing = False
         self._registries: dict[str, SupportsStats] = {}
         # name -> (the registry, its tally, the totals exported); guarded by _count_lock
         self._counted: dict[str, tuple[SupportsStats, _Tally, dict[str, int]]] = {}
-        self._count_lock = threading.Lock()  # scrapes may come from several threads
+        self._count_lock = threading.RLock()  # scrapes may come from several threads
+        self._counting = False
         self.add(registry, name)
 
     def add(self, registry: SupportsStats, name: str) -> None:
         """Collect ``registry`` too, labelled ``registry="<name>"``."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a registry name is a non-empty str, not {name!r}")
-        with self._lock:
+        with self._changes("add"):
             if name in self._registries:
                 raise ValueError(f"a registry named {name!r} is already collected")
             for other, known in self._registries.items():
@@ -143,12 +151,26 @@ class PrometheusCollector:
 
     def remove(self, name: str) -> None:
         """Stop collecting the registry added as ``name`` (KeyError if there is none)."""
-        with self._lock:
+        with self._changes("remove"):
             if name not in self._registries:
                 raise KeyError(name)
             self._registries = {k: v for k, v in self._registries.items() if k != name}
         with self._count_lock:
             self._counted.pop(name, None)
+
+    @contextlib.contextmanager
+    def _changes(self, method: str) -> Iterator[None]:
+        with self._lock:
+            if self._changing:
+                raise RuntimeError(
+                    f"PrometheusCollector.{method}() was called by a finalizer or signal handler "
+                    "that interrupted this thread's add() or remove() on the same collector"
+                )
+            self._changing = True
+            try:
+                yield
+            finally:
+                self._changing = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -167,16 +189,24 @@ class PrometheusCollector:
         """The counters to export: the totals so far, carried across reset_stats()."""
         with self._count_lock:
             counted = self._counted.get(name)
-            if counted is None or counted[0] is not registry:  # (a name removed and added again)
-                counted = self._counted[name] = (registry, _Tally(), dict.fromkeys(_COUNTER_KEYS, 0))
-                for gone in self._counted.keys() - self._registries.keys():
-                    del self._counted[gone]
-            _, tally, totals = counted
-            tally.look(stats)
-            for key in _COUNTER_KEYS:
-                totals[key] += tally.new(stats, key)
-                tally.exported(stats, key)
-            return dict(totals)
+            if counted is not None and counted[0] is not registry:  # a name removed and added again
+                counted = None
+            if self._counting:  # a finalizer's scrape in the middle of this thread's: what it had
+                return dict(counted[2]) if counted else dict.fromkeys(_COUNTER_KEYS, 0)
+            self._counting = True
+            try:
+                if counted is None:
+                    counted = self._counted[name] = (registry, _Tally(), dict.fromkeys(_COUNTER_KEYS, 0))
+                    for gone in self._counted.keys() - self._registries.keys():
+                        self._counted.pop(gone, None)
+                _, tally, totals = counted
+                tally.look(stats)
+                for key in _COUNTER_KEYS:
+                    totals[key] += tally.new(stats, key)
+                    tally.exported(stats, key)
+                return dict(totals)
+            finally:
+                self._counting = False
 
     def _families(self, registries: Iterable[tuple[str, SupportsStats]]) -> list[Metric]:
         gauge, counter = self._core.GaugeMetricFamily, self._core.CounterMetricFamily
@@ -240,6 +270,8 @@ class StatsdReporter:
     ``interval`` seconds, and once more on ``stop()`` (or leaving a ``with``
     block).  ``interval=None`` starts no thread: call ``report_once()`` from your
     own scheduler.  Failures (of stats() or of the client) are logged, never raised.
+    A ``report_once()`` from a finalizer or signal handler that interrupted a report in
+    its own thread is skipped (it returns False): the report under way sends the figures.
     """
 
     def __init__(
@@ -254,7 +286,10 @@ class StatsdReporter:
         self._client = client
         self._prefix = f"flowreg.{name}."
         self._tally = _Tally()
-        self._lock = threading.Lock()  # one report at a time: the thread and report_once() callers
+        # One report at a time (the thread, report_once() callers): an RLock, and a flag saying
+        # its thread is reporting, for a finalizer or signal handler that reports in the middle.
+        self._lock = threading.RLock()
+        self._reporting = False
         self._failing = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -267,6 +302,10 @@ class StatsdReporter:
     def report_once(self) -> bool:
         """Send the figures now; False (and a log record) if that failed."""
         with self._lock:
+            if self._reporting:
+                log.debug("a report of %s* in the middle of one (from a finalizer?): skipped", self._prefix)
+                return False
+            self._reporting = True
             try:
                 self._report()
             except Exception:
@@ -275,6 +314,8 @@ class StatsdReporter:
                 log.log(level, "reporting %s* to StatsD failed", self._prefix, exc_info=True)
                 self._failing = True
                 return False
+            finally:
+                self._reporting = False
             if self._failing:
                 log.warning("reporting %s* to StatsD works again", self._prefix)
                 self._failing = False

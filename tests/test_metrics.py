@@ -243,6 +243,70 @@ def test_names_are_unique(Registry, prometheus_client):
         collectors.register(PrometheusCollector(Registry(), "c"))
 
 
+def in_a_thread(call, timeout=30):
+    """call() in a daemon thread; its result, or a failure if it hangs (a thread waiting for itself)."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "hung: the thread waits for a lock it holds itself"
+    return result[0]
+
+
+class ScrapedWhileCounted(dict):
+    """stats() as a dict whose first read of "resets" (inside the collector's count, under its
+    lock) scrapes again, as a finalizer the collector's allocations run could."""
+
+    def __getitem__(self, key):
+        if key == "resets" and self.scrape is not None:
+            scrape, self.scrape = self.scrape, None
+            self.inner.append(scrape())
+        return super().__getitem__(key)
+
+
+def test_a_scrape_from_a_finalizer_in_the_middle_of_one_gets_the_counts_so_far(Registry, prometheus_client):
+    inner = []
+
+    class Scraping(Registry):
+        scrape = None
+
+        def stats(self):
+            stats = ScrapedWhileCounted(super().stats())
+            stats.scrape, stats.inner, type(self).scrape = type(self).scrape, inner, None
+            return stats
+
+    reg = Scraping({1: "a"})
+    collectors = prometheus_client.CollectorRegistry()
+    collectors.register(PrometheusCollector(reg, "r"))
+    hits = {"registry": "r", "result": "hit"}
+    reg.get(1)
+    assert collectors.get_sample_value("flowreg_lookups_total", hits) == 1
+    reg.get(1)
+    Scraping.scrape = lambda: collectors.get_sample_value("flowreg_lookups_total", hits)
+    assert in_a_thread(lambda: collectors.get_sample_value("flowreg_lookups_total", hits)) == 2
+    assert inner == [1]  # what the interrupted count had exported, not a second count of it
+    assert collectors.get_sample_value("flowreg_lookups_total", hits) == 2
+
+
+def test_add_from_a_finalizer_in_the_middle_of_one_raises(Registry, prometheus_client):
+    collector = PrometheusCollector(Registry(), "a")
+    inner = []
+
+    class Name(str):
+        __slots__ = ()
+
+        def __hash__(self):  # (called under the collector's lock)
+            try:
+                collector.remove("a")
+            except RuntimeError as exc:
+                inner.append(str(exc))
+            return str.__hash__(self)
+
+    in_a_thread(lambda: collector.add(Registry(), Name("b")))
+    assert inner and "interrupted this thread's add() or remove()" in inner[0]
+    assert collector.names == ("a", "b")
+
+
 # --- StatsD
 
 
@@ -494,6 +558,26 @@ def test_a_failed_send_is_made_up_for_once(Registry):
     assert reporter.report_once()
     assert client.sent["flowreg.f.lookups.hit"] == 111
     assert client.sent["flowreg.f.lookups.miss"] == 110
+
+
+def test_a_report_from_a_finalizer_in_the_middle_of_one_is_skipped(Registry):
+    reg = Registry({1: 1})
+    inner = []
+
+    class Reentering(CountingClient):
+        def gauge(self, stat, value):  # as a finalizer run by the report's allocations could
+            if not inner:
+                inner.append(reporter.report_once())
+
+    client = Reentering()
+    reporter = StatsdReporter(reg, client, "f", interval=None)
+    reg.get(1)
+    assert in_a_thread(reporter.report_once) is True
+    assert inner == [False]
+    assert client.sent["flowreg.f.lookups.hit"] == 1  # counted once, by the outer report
+    reg.get(1)
+    assert reporter.report_once()
+    assert client.sent["flowreg.f.lookups.hit"] == 2
 
 
 # --- imports
