@@ -72,6 +72,7 @@ def raises_not_found(call, fid):
         call()
     assert info.value.args[0] is fid
     assert info.value.fid is fid
+    assert info.value.__context__ is None  # nothing raised on the way (the fallback's own KeyError)
     return info.value
 
 
