@@ -1110,11 +1110,16 @@ cdef extern from *:
     """
     typedef visitproc fr_visitproc;
     typedef traverseproc fr_traverseproc;
+    typedef inquiry fr_inquiry;
     """
     ctypedef int (*fr_visitproc)(PyObject*, void*) noexcept
     ctypedef int (*fr_traverseproc)(PyObject*, fr_visitproc, void*) noexcept
+    ctypedef int (*fr_inquiry)(PyObject*) noexcept
     ctypedef struct fr_type "PyTypeObject":
         fr_traverseproc tp_traverse
+        fr_inquiry tp_clear
+    int _list_set_slice "PyList_SetSlice"(PyObject* lst, Py_ssize_t low, Py_ssize_t high,
+                                          PyObject* items) noexcept
 
 
 cdef PyObject* _untracked_list() except NULL:
@@ -1122,7 +1127,8 @@ cdef PyObject* _untracked_list() except NULL:
 
     Untracked, gc never hands it out (gc.get_objects, gc.get_referrers of a flow,
     gc.get_referents of the registry), so no Python code can shrink it under the registry:
-    the registry's traverse visits its flows instead, as a dict's visits its values."""
+    the registry's traverse visits its flows instead, as a dict's visits its values, and its
+    clear (gc's, to break a cycle) empties it."""
     cdef list flows = []
     _gc_untrack(flows)
     _incref(<PyObject*>flows)
@@ -1147,15 +1153,32 @@ cdef int _traverse(_BaseRegistry r, fr_visitproc visit, void* arg) noexcept:
     return 0
 
 
-cdef int _visit_flows(type cls) except -1:
-    """Make the class's gc traverse visit the flows too (Cython's does not: no object field)."""
+cdef int _gc_clear(_BaseRegistry r) noexcept:
+    """What gc calls to break a cycle through the registry: empty it, as clear() does (the
+    table first, then the flows go), but allocating nothing (the table keeps its size)."""
+    if r._flows == NULL:
+        return 0
+    if r._t.size:
+        memset(r._t.slots, 0, ((<size_t>1) << r._t.bits) * sizeof(uint32_t))
+        FR_STORE_SSIZE(&r._t.size, 0)
+        r._hot = -1
+        r._version += 1
+    if _list_set_slice(r._flows, 0, PY_SSIZE_T_MAX, NULL) < 0:  # all of it: allocates nothing
+        PyErr_Clear()  # (cannot happen)
+    return 0
+
+
+cdef int _own_gc(type cls) except -1:
+    """Make the class's gc traverse visit the flows too (Cython's does not: no object field
+    holds them), and give it a clear that empties the registry (Cython's: none)."""
     global _cython_traverse
     cdef fr_type* t = <fr_type*><PyObject*>cls
     if _cython_traverse == NULL:
         _cython_traverse = t.tp_traverse
-    if t.tp_traverse != _cython_traverse:  # a subclass with fields of its own: its own traverse
-        raise SystemError(f"{cls.__name__} has a gc traverse that _visit_flows does not know")
+    if t.tp_traverse != _cython_traverse or t.tp_clear != NULL:  # a subclass with fields of its own
+        raise SystemError(f"{cls.__name__} has a gc traverse or clear that _own_gc does not know")
     t.tp_traverse = <fr_traverseproc>_traverse
+    t.tp_clear = <fr_inquiry>_gc_clear
     return 0
 
 
@@ -1166,7 +1189,7 @@ cdef inline int _check_self(object obj, str method) except -1:
     return 0
 
 
-@cython.no_gc_clear  # the flows stay while the table counts them: a cycle breaks at a flow
+@cython.no_gc_clear  # _gc_clear instead (see _own_gc): Cython's has no flows to clear
 @cython.collection_type("mapping")  # `match` takes it for a mapping, as it does a dict
 cdef class _BaseRegistry:
     """Code shared by FlowRegistry (int ids) and PairFlowRegistry ((int, int) ids)."""
@@ -1486,7 +1509,12 @@ cdef class _BaseRegistry:
         if slots == NULL:
             _decref(fresh)
             raise MemoryError()
-        held = _acquire(self, HOLD_WRITE)
+        try:
+            held = _acquire(self, HOLD_WRITE)  # (raises only at interpreter exit)
+        except BaseException:
+            _decref(fresh)
+            PyMem_Free(slots)
+            raise
         old = <list>self._flows  # keeps the flows alive until the lock is released
         _decref(self._flows)
         self._flows = fresh
@@ -1928,9 +1956,9 @@ A registry of flows keyed by (int64, int64) ids such as (user_id, session_id).""
         self._t.width = 2
 
 
-_visit_flows(_BaseRegistry)  # first: its subclasses copied its traverse
-_visit_flows(FlowRegistry)
-_visit_flows(PairFlowRegistry)
+_own_gc(_BaseRegistry)  # first: its subclasses copied its traverse
+_own_gc(FlowRegistry)
+_own_gc(PairFlowRegistry)
 fr_own_methods(FlowRegistry, _BaseRegistry)
 fr_own_methods(PairFlowRegistry, _BaseRegistry)
 MutableMapping.register(FlowRegistry)

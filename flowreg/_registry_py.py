@@ -40,6 +40,7 @@ from ._errors import FlowExists
 from ._mapping import (
     ABSENT,
     BAD_TYPE,
+    MAX_BITS,
     MIN_BITS,
     MISSING,
     OVERFLOW,
@@ -257,9 +258,11 @@ class _BaseRegistry(_Storage):
         capacity = operator.index(capacity)
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > usable(MAX_BITS):
+            bits_for(capacity)  # its MemoryError, before any id is looked at (as natively)
         if capacity or type(items) is not tuple or items:
             # ids converted first: a bad one leaves the registry as it was, its room too
-            self._fr_store(self._fr_pairs(items, {}), capacity)
+            self._fr_store(items, {}, capacity)
 
     def __class_getitem__(cls, item: Any) -> GenericAlias:
         return GenericAlias(cls, item)
@@ -576,10 +579,13 @@ class _BaseRegistry(_Storage):
         """Store every (id, flow) of a mapping or an iterable of pairs, all or nothing."""
         if not kwargs and type(other) is tuple and not other:
             return
-        self._fr_store(self._fr_pairs(other, kwargs))
+        self._fr_store(other, kwargs)
 
-    def _fr_store(self, pairs: list[tuple[Any, Any]], capacity: int = 0) -> None:
-        """update() with converted pairs, with room for at least `capacity` ids made first."""
+    def _fr_store(self, other: Any, kwargs: dict[str, Any], capacity: int = 0) -> None:
+        """update(), with room for at least `capacity` ids made first."""
+        # (pairs, which holds the given flows, is this frame's only: up to 3.10 a caller's
+        # stack keeps the arguments it passed until the call returns)
+        pairs = self._fr_pairs(other, kwargs)
         with self._fr_lock:
             start = self._fr_version
             current = self._fr_map

@@ -21,13 +21,12 @@ is not seen.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Protocol
 
@@ -118,8 +117,9 @@ class PrometheusCollector:
     count from when the registry was added and never go back: ``reset_stats()``
     restarts the registry's own, and the collector carries on from what it had
     exported (what happened between the last scrape and the reset is not seen).
-    A scrape from a finalizer or signal handler that interrupted one in its own thread gets
-    the counts exported so far; its ``add()`` or ``remove()`` in the middle of another raises
+    Scrapes from several threads count each change once.  A scrape from a finalizer or
+    signal handler that interrupted another's count in its own thread gets the counts
+    exported so far; its ``add()`` or ``remove()`` in the middle of another raises
     RuntimeError.
     """
 
@@ -140,37 +140,42 @@ class PrometheusCollector:
         """Collect ``registry`` too, labelled ``registry="<name>"``."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a registry name is a non-empty str, not {name!r}")
-        with self._changes("add"):
-            if name in self._registries:
-                raise ValueError(f"a registry named {name!r} is already collected")
-            for other, known in self._registries.items():
-                if known is registry:
-                    raise ValueError(f"this registry is already collected as {other!r}")
-            # Replaced, never mutated: collect() iterates whichever dict it read, without the lock.
-            self._registries = {**self._registries, name: registry}
+        with self._lock:
+            self._not_changing("add")
+            try:
+                self._changing = True
+                if name in self._registries:
+                    raise ValueError(f"a registry named {name!r} is already collected")
+                for other, known in self._registries.items():
+                    if known is registry:
+                        raise ValueError(f"this registry is already collected as {other!r}")
+                # Replaced, never mutated: collect() iterates whichever dict it read, without the lock.
+                self._registries = {**self._registries, name: registry}
+            finally:
+                self._changing = False
 
     def remove(self, name: str) -> None:
         """Stop collecting the registry added as ``name`` (KeyError if there is none)."""
-        with self._changes("remove"):
-            if name not in self._registries:
-                raise KeyError(name)
-            self._registries = {k: v for k, v in self._registries.items() if k != name}
+        with self._lock:
+            self._not_changing("remove")
+            try:
+                self._changing = True
+                if name not in self._registries:
+                    raise KeyError(name)
+                self._registries = {k: v for k, v in self._registries.items() if k != name}
+            finally:
+                self._changing = False
         with self._count_lock:
             self._counted.pop(name, None)
 
-    @contextlib.contextmanager
-    def _changes(self, method: str) -> Iterator[None]:
-        with self._lock:
-            if self._changing:
-                raise RuntimeError(
-                    f"PrometheusCollector.{method}() was called by a finalizer or signal handler "
-                    "that interrupted this thread's add() or remove() on the same collector"
-                )
-            self._changing = True
-            try:
-                yield
-            finally:
-                self._changing = False
+    def _not_changing(self, method: str) -> None:
+        # (no context manager of ours around the lock: an exception such as KeyboardInterrupt
+        # landing in its __enter__ could leave the lock held)
+        if self._changing:
+            raise RuntimeError(
+                f"PrometheusCollector.{method}() was called by a finalizer or signal handler "
+                "that interrupted this thread's add() or remove() on the same collector"
+            )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -185,16 +190,20 @@ class PrometheusCollector:
         """The families with one sample set per registry, read now."""
         return self._families(self._registries.items())
 
-    def _totals(self, name: str, registry: SupportsStats, stats: dict[str, int]) -> dict[str, int]:
-        """The counters to export: the totals so far, carried across reset_stats()."""
+    def _read(self, name: str, registry: SupportsStats) -> tuple[dict[str, int], dict[str, int]]:
+        """stats(), and the counters to export: the totals so far, carried across reset_stats().
+
+        Both under the lock, so that scrapes in several threads count each change once (a
+        scrape that read older stats() and counted after a newer one took it for a reset)."""
         with self._count_lock:
             counted = self._counted.get(name)
             if counted is not None and counted[0] is not registry:  # a name removed and added again
                 counted = None
             if self._counting:  # a finalizer's scrape in the middle of this thread's: what it had
-                return dict(counted[2]) if counted else dict.fromkeys(_COUNTER_KEYS, 0)
-            self._counting = True
+                return registry.stats(), dict(counted[2]) if counted else dict.fromkeys(_COUNTER_KEYS, 0)
             try:
+                self._counting = True
+                stats = registry.stats()
                 if counted is None:
                     counted = self._counted[name] = (registry, _Tally(), dict.fromkeys(_COUNTER_KEYS, 0))
                     for gone in self._counted.keys() - self._registries.keys():
@@ -204,7 +213,7 @@ class PrometheusCollector:
                 for key in _COUNTER_KEYS:
                     totals[key] += tally.new(stats, key)
                     tally.exported(stats, key)
-                return dict(totals)
+                return stats, dict(totals)
             finally:
                 self._counting = False
 
@@ -235,11 +244,10 @@ class PrometheusCollector:
         deletes = counter("flowreg_deletes", "Ids removed.", labels=by_registry)
         resizes = counter("flowreg_resizes", "Growths of the hash table.", labels=by_registry)
         for name, registry in registries:
-            stats = registry.stats()
+            stats, totals = self._read(name, registry)
             entries.add_metric([name], stats["size"])
             capacity.add_metric([name], stats["capacity"])
             memory.add_metric([name], sys.getsizeof(registry))
-            totals = self._totals(name, registry, stats)
             lookups.add_metric([name, "hit"], totals["hits"])
             lookups.add_metric([name, "miss"], totals["misses"])
             hot_hits.add_metric([name], totals["hot_hits"])
@@ -305,8 +313,8 @@ class StatsdReporter:
             if self._reporting:
                 log.debug("a report of %s* in the middle of one (from a finalizer?): skipped", self._prefix)
                 return False
-            self._reporting = True
             try:
+                self._reporting = True
                 self._report()
             except Exception:
                 # A dead StatsD must not flood the log: the traceback once, then DEBUG until it recovers.

@@ -596,6 +596,8 @@ def test_constructor_capacity_out_of_range(flavor, capacity, error):
     message = "capacity must be >= 0" if error is ValueError else f"cannot hold {capacity} flows"
     with pytest.raises(error, match=message):
         flavor.cls(capacity=capacity)
+    with pytest.raises(error, match=message):
+        flavor.cls([(None, "a bad id")], capacity=capacity)  # the capacity is checked first
 
 
 def test_constructor_bad_ids(flavor):

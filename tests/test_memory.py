@@ -113,24 +113,43 @@ def _two_registries(reg, fid):
     reg[fid(0)] = type(reg)({fid(5): reg})
 
 
+def _tuple_only(reg, fid):
+    reg[fid(0)] = (reg, fid)  # nothing on the way back that gc can clear but the registry
+
+
+def _subclass_attribute(reg, fid):
+    class Holding(type(reg)):
+        pass
+
+    held = Holding({fid(0): reg})
+    reg[fid(1)] = (held,)
+    held.me = held
+
+
 # gc.disable() is process-wide: another thread's gc.enable() or gc.collect() could take the
 # cycle apart before the test looks at it.
 @pytest.mark.thread_unsafe(reason="gc.disable() and gc.collect() are process-wide")
-@pytest.mark.parametrize("link", [_self, _instance, _containers, _two_registries])
+@pytest.mark.parametrize(
+    "link", [_self, _instance, _containers, _two_registries, _tuple_only, _subclass_attribute]
+)
 def test_cycle_through_value_is_collected(kind, link):
     make, fid = kind
+    sentinel = Flow()  # in the cycle: freed only if gc could break the cycle, not just find it
+    refs = sys.getrefcount(sentinel)
     gc.collect()
     gc.disable()
     try:
         reg = make()
         link(reg, fid)
+        reg[fid(9)] = sentinel
         alive = weakref.ref(reg)
         del reg
         assert alive() is not None  # only a cycle keeps it
     finally:
         gc.enable()
     gc.collect()
-    assert alive() is None
+    assert alive() is None  # (gc clears the weak references of what it finds, freed or not)
+    assert sys.getrefcount(sentinel) == refs
 
 
 @pytest.mark.thread_unsafe(reason="gc.get_referrers sees other threads' objects half made")
