@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Iterable
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Protocol
@@ -125,16 +127,20 @@ class PrometheusCollector:
 
     def __init__(self, registry: SupportsStats, name: str) -> None:
         self._core = _metrics_core()
+        self._registries: dict[str, SupportsStats] = {}
+        # name -> (the registry, its tally, the totals exported); guarded by _count_lock
+        self._counted: dict[str, tuple[SupportsStats, _Tally, dict[str, int]]] = {}
+        self._new_locks()
+        _forkable.add(self)
+        self.add(registry, name)
+
+    def _new_locks(self) -> None:
         # RLocks, and a flag saying their thread is inside: a finalizer (or a signal handler) may
         # call in while its own thread holds one, and must not wait for itself forever.
         self._lock = threading.RLock()
         self._changing = False
-        self._registries: dict[str, SupportsStats] = {}
-        # name -> (the registry, its tally, the totals exported); guarded by _count_lock
-        self._counted: dict[str, tuple[SupportsStats, _Tally, dict[str, int]]] = {}
         self._count_lock = threading.RLock()  # scrapes may come from several threads
         self._counting = False
-        self.add(registry, name)
 
     def add(self, registry: SupportsStats, name: str) -> None:
         """Collect ``registry`` too, labelled ``registry="<name>"``."""
@@ -294,10 +300,8 @@ class StatsdReporter:
         self._client = client
         self._prefix = f"flowreg.{name}."
         self._tally = _Tally()
-        # One report at a time (the thread, report_once() callers): an RLock, and a flag saying
-        # its thread is reporting, for a finalizer or signal handler that reports in the middle.
-        self._lock = threading.RLock()
-        self._reporting = False
+        self._new_locks()
+        _forkable.add(self)
         self._failing = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -306,6 +310,12 @@ class StatsdReporter:
                 target=self._run, args=(interval,), name=f"flowreg-statsd-{name}", daemon=True
             )
             self._thread.start()
+
+    def _new_locks(self) -> None:
+        # One report at a time (the thread, report_once() callers): an RLock, and a flag saying
+        # its thread is reporting, for a finalizer or signal handler that reports in the middle.
+        self._lock = threading.RLock()
+        self._reporting = False
 
     def report_once(self) -> bool:
         """Send the figures now; False (and a log record) if that failed."""
@@ -361,3 +371,17 @@ class StatsdReporter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# After os.fork() the child has only the forking thread: a lock another thread held then
+# (a report or a scrape under way) would never be released there.
+_forkable: weakref.WeakSet[PrometheusCollector | StatsdReporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_forkable):
+        exporter._new_locks()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
