@@ -11,6 +11,8 @@ is missing, and a native core that is built but raises on import is an error.
 import importlib
 import importlib.util
 import os
+import time
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -80,3 +82,30 @@ def both():
     if NO_NATIVE_CORE:
         pytest.skip(NO_NATIVE_CORE)
     return {name: importlib.import_module(module) for name, module in IMPLS.items()}
+
+
+def _in_a_fork(child, stuck_means, timeout=20):
+    """Fork; the child exits 0 if child() is true.  Fails if it does not, or is stuck."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if child() else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail(f"the child of the fork did not finish within {timeout} s: {stuck_means}")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.fixture
+def in_a_fork():
+    """_in_a_fork(child, stuck_means): what a fork child can still do (needs os.fork)."""
+    return _in_a_fork

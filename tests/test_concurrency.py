@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from array import array
 
 import pytest
@@ -259,29 +258,8 @@ def test_del_reentering_during_a_locked_mutation(Registry, batch):
     assert all(reg[-i - 1] == "written from __del__" for i in range(batch))
 
 
-def in_a_fork(child, stuck_means, timeout=20):
-    """Fork; the child exits 0 if child() is true.  Fails if it does not, or is stuck."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = 0 if child() else 3
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + timeout
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if done[0] == 0:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail(f"the child of the fork did not finish within {timeout} s: {stuck_means}")
-    assert os.waitstatus_to_exitcode(done[1]) == 0
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_while_another_thread_holds_the_write_lock(Registry):
+def test_fork_while_another_thread_holds_the_write_lock(Registry, in_a_fork):
     reg = Registry({i: i for i in range(1000)})
     holding, release = threading.Event(), threading.Event()
 
@@ -310,7 +288,7 @@ def test_fork_while_another_thread_holds_the_write_lock(Registry):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_while_another_thread_runs_a_factory(Registry):
+def test_fork_while_another_thread_runs_a_factory(Registry, in_a_fork):
     reg = Registry()
     in_factory, release = threading.Event(), threading.Event()
 
@@ -364,7 +342,7 @@ HALFWAY = {
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize("halfway", list(HALFWAY))
-def test_fork_while_a_fallback_write_is_halfway(halfway):
+def test_fork_while_a_fallback_write_is_halfway(halfway, in_a_fork):
     from flowreg import _registry_py
 
     reg = _registry_py.FlowRegistry({i: str(i) for i in range(10)})
@@ -395,7 +373,7 @@ def test_fork_while_a_fallback_write_is_halfway(halfway):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_fork_while_another_thread_writes(Registry):
+def test_fork_while_another_thread_writes(Registry, in_a_fork):
     reg = Registry({i: i for i in range(200)})
     stop = threading.Event()
 

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import urllib.request
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -605,29 +604,11 @@ def test_a_report_from_a_finalizer_in_the_middle_of_one_is_skipped(Registry):
     assert client.sent["flowreg.f.lookups.hit"] == 2
 
 
-def _child_exit_code(child):
-    """Fork; the child's exit code (0: child() was true; 9: killed, stuck for 20 s)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = 0 if child() else 3
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + 20
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if done[0] == 0:
-        os.kill(pid, 9)
-        return 9
-    return os.waitstatus_to_exitcode(done[1])
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.thread_unsafe(reason="forks")
-def test_a_fork_child_exports_while_another_thread_of_the_parent_was_exporting(Registry, prometheus_client):
+def test_a_fork_child_exports_while_another_thread_of_the_parent_was_exporting(
+    Registry, prometheus_client, in_a_fork
+):
     reg = Registry({1: 1})
     inside, release = threading.Event(), threading.Event()
 
@@ -654,11 +635,13 @@ def test_a_fork_child_exports_while_another_thread_of_the_parent_was_exporting(R
         assert inside.wait(10)
         try:
             # (the child has only the forking thread: a lock the other held would never come free)
-            code = _child_exit_code(lambda: bool(collector.collect()) and reporter.report_once())
+            in_a_fork(
+                lambda: bool(collector.collect()) and reporter.report_once(),
+                f"the lock that the parent's other thread held in {export.__name__}",
+            )
         finally:
             release.set()
             thread.join(30)
-        assert code == 0, f"the child of the fork exited {code} (9: stuck in {export.__name__})"
 
 
 # --- imports
